@@ -1,0 +1,50 @@
+"""The oslo.messaging transport, on threads, with Neutron's exchange and context format.
+
+oslo.messaging's import pulls in oslo.service, whose default backend is eventlet; selecting
+the threading backend first keeps eventlet out of the process (see dvr_agent.threads_only).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from oslo_service import backend as _service_backend
+
+_service_backend.init_backend(_service_backend.BackendType.THREADING)
+
+import oslo_messaging  # noqa: E402 - must follow the backend selection above
+from oslo_config import cfg  # noqa: E402
+
+from dvr_agent.rpc import protocol  # noqa: E402
+
+
+def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> oslo_messaging.Transport:
+    """An RPC transport on Neutron's control exchange.
+
+    ``conf`` must be the global ``cfg.CONF``: oslo.messaging 18 registers its tracing
+    options only there, and RPCClient.call() fails on a private ConfigOpts.
+    """
+    oslo_messaging.set_transport_defaults(control_exchange=protocol.CONTROL_EXCHANGE)
+    return oslo_messaging.get_rpc_transport(conf, url=url)
+
+
+def admin_context() -> dict[str, Any]:
+    """What Neutron's agents send as context: admin, no user or project, a fresh request id.
+
+    neutron_lib's Context.from_dict on a real neutron-server accepts this shape.
+    """
+    return {
+        "user_id": None,
+        "project_id": None,
+        "tenant_id": None,
+        "is_admin": True,
+        "read_only": False,
+        "show_deleted": False,
+        "request_id": f"req-{uuid.uuid4()}",
+        "global_request_id": None,
+        "roles": ["admin"],
+        "project_name": None,
+        "user_name": None,
+        "timestamp": None,
+    }

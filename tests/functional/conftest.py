@@ -1,0 +1,1 @@
+from tests.root_conftest import leak_guard, session_leak_guard  # noqa: F401
