@@ -1,0 +1,182 @@
+"""Read what exists for a batch of keys: the 'actual' side of the diff.
+
+Reads are batched the way the drivers are fast: one netlink socket per namespace (read
+in parallel), the OVSDB replica (memory, no round trip), and flows dumped per bridge once
+for a big batch or per key cookie for a small one (one dump of 10,000 flows costs ~30 ms,
+one cookie-filtered dump ~2 ms).
+
+A pass may be limited to some *aspects* of a key (an ARP event only touches
+neighbours). Aspects not read are filled in from the desired state, so the diff sees no
+difference there: an optimisation that can only skip work, never invent it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+from dvr_agent import names
+from dvr_agent.reconcile.diff import ActualKey, ActualNamespace
+from dvr_agent.reconcile.drivers import Drivers, LinkView, PortView
+from dvr_agent.state import (
+    COOKIE_MASK_ALL,
+    COOKIE_PREFIX,
+    COOKIE_PREFIX_MASK,
+    OWNER_EXTERNAL_ID,
+    Flow,
+    KeyKind,
+    KeyState,
+    Link,
+    Namespace,
+    cookie_for,
+    split_key,
+)
+
+BIG_BATCH = 16  # above this many keys, dump whole bridges instead of one cookie at a time
+
+
+class Aspect(enum.Flag):
+    """Parts of a key's state that one event can touch."""
+
+    NETNS = enum.auto()  # namespace, links, addresses, routes, rules, sysctls, NAT
+    NEIGH = enum.auto()  # permanent ARP entries
+    OVS = enum.auto()  # bridges, ports, VIF tags
+    FLOWS = enum.auto()
+    ALL = NETNS | NEIGH | OVS | FLOWS
+
+
+def namespaces_of(key: str) -> tuple[str, ...]:
+    """The namespaces a key owns, whether or not they should exist now."""
+    kind, ident = split_key(key)
+    if kind is KeyKind.ROUTER:
+        return names.qrouter_ns_name(ident), names.snat_ns_name(ident)
+    if kind is KeyKind.FIP:
+        return (names.fip_ns_name(ident),)
+    return ()
+
+
+def sysctl_device(key: str) -> str | None:
+    """The device a sysctl key is about (net.ipv4.conf.<dev>.x), None for global ones."""
+    parts = key.split(".")
+    if len(parts) >= 5 and parts[0] == "net" and parts[2] in ("conf", "neigh"):
+        return None if parts[3] in ("all", "default") else parts[3]
+    return None
+
+
+@dataclass(frozen=True)
+class _AssumedLink:
+    """A LinkView standing in for a link whose aspect was not read."""
+
+    name: str
+    kind: str | None
+    mac: str
+    mtu: int
+    up: bool = True
+
+
+def _assumed(link: Link) -> LinkView:
+    return _AssumedLink(link.name, link.kind.value, link.mac or "", link.mtu or 0)
+
+
+class ActualReader:
+    def __init__(self, drivers: Drivers, executor: Executor) -> None:
+        self._drivers = drivers
+        self._executor = executor
+
+    def host_links(self) -> set[str]:
+        return set(self._drivers.netlink(None).links())
+
+    def read(self, desired: Mapping[str, KeyState], aspects: Mapping[str, Aspect],
+             bridges: Iterable[str]) -> dict[str, ActualKey]:
+        existing = self._drivers.namespaces.list()
+        jobs = {}
+        for key, want in desired.items():
+            wanted_ns = {ns.name: ns for ns in want.namespaces}
+            for name in namespaces_of(key):
+                if name in existing:
+                    jobs[name] = self._executor.submit(
+                        self._read_namespace, name, wanted_ns.get(name), aspects[key])
+        flows = self._read_flows([k for k in desired if aspects[k] & Aspect.FLOWS], bridges)
+        replica = self._drivers.ovsdb.ports()
+        bridges_now = self._drivers.ovsdb.bridges()
+        result = {}
+        for key, want in desired.items():
+            aspect = aspects[key]
+            namespaces = {name: (jobs[name].result() if name in jobs else None)
+                          for name in namespaces_of(key)}
+            if aspect & Aspect.OVS:
+                ports = {n: p for n, p in replica.items()
+                         if p.external_ids.get(OWNER_EXTERNAL_ID) == key}
+                bridge_view = bridges_now
+            else:
+                ports = {p.name: _port_view_of(p, replica.get(p.name)) for p in want.ports}
+                bridge_view = {b.name: b for b in want.bridges}
+            foreign = {t.port: replica[t.port] for t in want.vif_tags if t.port in replica}
+            key_flows = flows.get(key, frozenset()) if aspect & Aspect.FLOWS else want.flows
+            result[key] = ActualKey(key=key, namespaces=namespaces, ports=ports,
+                                    foreign_ports=foreign, bridges=bridge_view,
+                                    flows=frozenset(key_flows))
+        return result
+
+    def _read_namespace(self, name: str, want: Namespace | None,
+                        aspect: Aspect) -> ActualNamespace:
+        if want is None:  # unwanted: it will be deleted whole, nothing to read inside
+            return ActualNamespace(name, {}, frozenset(), frozenset(), frozenset(),
+                                   frozenset(), {}, None)
+        handle = self._drivers.netlink(name)
+        links = handle.links()
+        if not aspect & Aspect.NETNS:
+            return ActualNamespace(
+                name=name,
+                links={link.name: _assumed(link) for link in want.links},
+                addresses=want.addresses, routes=want.routes, rules=want.rules,
+                neighbours=handle.neighbours() if aspect & Aspect.NEIGH else want.neighbours,
+                sysctls={s.key: s.value for s in want.sysctls}, nat=want.nat)
+        keys = [s.key for s in want.sysctls]
+        readable = [k for k in keys if sysctl_device(k) in (None, *links)]
+        return ActualNamespace(
+            name=name, links=links, addresses=handle.addresses(), routes=handle.routes(),
+            rules=handle.rules(),
+            neighbours=handle.neighbours() if aspect & Aspect.NEIGH else want.neighbours,
+            sysctls=self._drivers.sysctl.get(name, readable) if readable else {},
+            nat=self._drivers.nat.read(name))
+
+    def _read_flows(self, keys: list[str], bridges: Iterable[str]) -> dict[str, set[Flow]]:
+        by_key: dict[str, set[Flow]] = {k: set() for k in keys}
+        if not keys:
+            return by_key
+        if len(keys) > BIG_BATCH:
+            cookies = {cookie_for(k): k for k in keys}
+            for bridge in bridges:
+                for flow in self._drivers.openflow.dump(bridge, COOKIE_PREFIX, COOKIE_PREFIX_MASK):
+                    key = cookies.get(flow.cookie)
+                    if key is not None:
+                        by_key[key].add(flow)
+        else:
+            for key in keys:
+                for bridge in bridges:
+                    by_key[key] |= self._drivers.openflow.dump(bridge, cookie_for(key),
+                                                               COOKIE_MASK_ALL)
+        return by_key
+
+
+def _port_view_of(port, current: PortView | None) -> PortView:
+    """For an unread OVS aspect: the replica's row if there is one, else assume it is right."""
+    if current is not None:
+        return current
+    return _AssumedPort(port.bridge, port.name, port.type, port.tag, None,
+                        dict(port.options), dict(port.external_ids), dict(port.other_config))
+
+
+@dataclass(frozen=True)
+class _AssumedPort:
+    bridge: str
+    name: str
+    type: str
+    tag: int | None
+    ofport: int | None
+    options: Mapping[str, str]
+    external_ids: Mapping[str, str]
+    other_config: Mapping[str, str]

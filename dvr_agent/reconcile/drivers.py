@@ -1,0 +1,120 @@
+"""What the reconciler needs from the drivers, as Protocols.
+
+The reconciler depends on these shapes only, so its unit tests run against an in-memory
+fake (tests/unit/fake_dataplane.py) and the real drivers (dvr_agent/drivers/) are
+plugged in by the agent. Method names follow the drivers' own vocabulary: the kernel's
+and Open vSwitch's verbs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from dvr_agent.state import (
+    Address,
+    Bridge,
+    Flow,
+    NatRules,
+    Neighbour,
+    OvsPort,
+    Route,
+    Rule,
+    VifTag,
+)
+
+
+class LinkView(Protocol):
+    """A device as read back from the kernel (drivers.netlink.LinkInfo has this shape)."""
+
+    name: str
+    kind: str | None
+    mac: str
+    mtu: int
+    up: bool
+
+
+class PortView(Protocol):
+    """An OVS port as read from the OVSDB replica (drivers.ovsdb.PortInfo has this shape)."""
+
+    bridge: str
+    name: str
+    type: str
+    tag: int | None
+    ofport: int | None
+    options: Mapping[str, str]
+    external_ids: Mapping[str, str]
+    other_config: Mapping[str, str]
+
+
+class NamespacesDriver(Protocol):
+    def list(self) -> set[str]: ...
+    def exists(self, name: str) -> bool: ...
+    def create(self, name: str) -> bool: ...
+    def delete(self, name: str) -> bool: ...
+
+
+class NetlinkHandle(Protocol):
+    """One namespace's netlink socket (None = the agent's own namespace)."""
+
+    def links(self) -> Mapping[str, LinkView]: ...
+    def addresses(self) -> frozenset[Address]: ...
+    def routes(self) -> frozenset[Route]: ...
+    def rules(self) -> frozenset[Rule]: ...
+    def neighbours(self) -> frozenset[Neighbour]: ...
+    def veth_add(self, name: str, peer: str, peer_namespace: str | None) -> None: ...
+    def link_move(self, name: str, to_namespace: str | None) -> None: ...
+    def link_set(self, name: str, *, mac: str | None = None, mtu: int | None = None,
+                 up: bool | None = None) -> None: ...
+    def link_del(self, name: str) -> None: ...
+    def addr_add(self, address: Address) -> None: ...
+    def addr_del(self, address: Address) -> None: ...
+    def route_replace(self, route: Route) -> None: ...
+    def route_del(self, route: Route) -> None: ...
+    def rule_add(self, rule: Rule) -> None: ...
+    def rule_del(self, rule: Rule) -> None: ...
+    def neigh_replace(self, entries: Iterable[Neighbour]) -> int: ...
+    def neigh_del(self, entries: Iterable[Neighbour]) -> int: ...
+    def close(self) -> None: ...
+
+
+class OvsdbDriver(Protocol):
+    def bridges(self) -> Mapping[str, Bridge]: ...
+    def ports(self, bridge: str | None = None) -> Mapping[str, PortView]: ...
+    def ofport(self, name: str) -> int | None: ...
+    def apply(self, *, add_bridges: Iterable[Bridge] = (), del_bridges: Iterable[str] = (),
+              add_ports: Iterable[OvsPort] = (), update_ports: Iterable[OvsPort] = (),
+              del_ports: Iterable[str] = (), vif_tags: Iterable[VifTag] = ()) -> None: ...
+
+
+class OpenFlowDriver(Protocol):
+    def dump(self, bridge: str, cookie: int | None = None,
+             mask: int | None = None) -> set[Flow]: ...
+    def apply(self, bridge: str, add: Iterable[Flow] = (),
+              delete: Iterable[Flow] = ()) -> None: ...
+    def delete_cookie(self, bridge: str, cookie: int, mask: int = ...) -> None: ...
+
+
+class NatDriver(Protocol):
+    def read(self, namespace: str) -> NatRules | None: ...
+    def replace(self, namespace: str, rules: NatRules) -> None: ...
+
+
+class SysctlDriver(Protocol):
+    def get(self, namespace: str | None, keys: Iterable[str]) -> dict[str, str]: ...
+    def set(self, namespace: str | None, values: Mapping[str, str]) -> int: ...
+
+
+@dataclass
+class Drivers:
+    """Everything the reconciler touches the host through."""
+
+    namespaces: NamespacesDriver
+    netlink: Callable[[str | None], NetlinkHandle]  # namespace -> its (cached) handle
+    forget_netlink: Callable[[str], None]  # drop the cached handle of a deleted namespace
+    sysctl: SysctlDriver
+    tx_checksum_off: Callable[[str | None, str], bool]
+    ovsdb: OvsdbDriver
+    openflow: OpenFlowDriver
+    nat: NatDriver

@@ -1,0 +1,159 @@
+"""One reconcile pass: compile the dirty keys, read what exists, diff, apply the minimum.
+
+Level-triggered (STYLE exemplar 6): a pass is given keys, never events, and makes the
+host match the facts as they are now, so a lost or repeated event is harmless. The
+reconciler knows nothing of RPC or of how facts are kept: it is handed a function that
+compiles keys, and one that says which keys are wanted at all.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from dvr_agent import names
+from dvr_agent.reconcile.actual import ActualReader, Aspect
+from dvr_agent.reconcile.apply import Applier, ApplyResult
+from dvr_agent.reconcile.diff import KeyDiff, diff_flows, diff_key
+from dvr_agent.reconcile.drivers import Drivers
+from dvr_agent.state import (
+    COOKIE_MASK_ALL,
+    COOKIE_PREFIX,
+    COOKIE_PREFIX_MASK,
+    OWNER_EXTERNAL_ID,
+    KeyState,
+    cookie_for,
+    fip_key,
+    router_key,
+)
+
+LOG = logging.getLogger(__name__)
+
+CompileKeys = Callable[[Iterable[str]], Mapping[str, KeyState]]
+
+
+@dataclass
+class PassResult:
+    keys: int = 0
+    changes: Counter = field(default_factory=Counter)
+    changed_keys: dict[str, str] = field(default_factory=dict)  # key -> summary
+    pending: set[str] = field(default_factory=set)
+    failed: dict[str, Exception] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def total_changes(self) -> int:
+        return sum(self.changes.values())
+
+
+class Reconciler:
+    def __init__(self, drivers: Drivers, compile_keys: CompileKeys,
+                 wanted_keys: Callable[[], frozenset[str]],
+                 bridges: Callable[[], Iterable[str]],
+                 refresh_ofports: Callable[[], None], workers: int = 4) -> None:
+        self._d = drivers
+        self._compile = compile_keys
+        self._wanted = wanted_keys
+        self._bridges = bridges
+        self._refresh_ofports = refresh_ofports
+        self._executor = ThreadPoolExecutor(max_workers=workers,
+                                            thread_name_prefix="reconcile")
+        self._reader = ActualReader(drivers, self._executor)
+        self._applier = Applier(drivers, self._executor)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def run_pass(self, keys: Mapping[str, Aspect]) -> PassResult:
+        """Make the host match the facts for ``keys`` (each limited to its aspects)."""
+        started = time.monotonic()
+        result = PassResult(keys=len(keys))
+        if not keys:
+            return result
+        desired = self._desired(keys)
+        bridges = list(self._bridges())
+        actual = self._reader.read(desired, keys, bridges)
+        host_links = self._reader.host_links()
+        diffs = [diff_key(desired[k], actual[k], host_links) for k in sorted(desired)]
+        changing = [d for d in diffs if d.size()]
+        if changing:
+            applied = ApplyResult()
+            with_new_ports = self._applier.apply_before_flows(changing, applied)
+            flow_diffs = {d.key: (d.flows_add, d.flows_del) for d in changing}
+            if with_new_ports:
+                # ports just got their ofports: flows that name them can be compiled now
+                self._refresh_ofports()
+                recompiled = self._desired({k: keys[k] for k in with_new_ports})
+                for key in with_new_ports:
+                    flow_diffs[key] = diff_flows(recompiled[key].flows, actual[key].flows)
+            self._applier.apply_flows(flow_diffs, applied)
+            self._applier.apply_removals(changing, applied)
+            result.changes, result.pending, result.failed = (
+                +applied.changes, applied.pending, applied.failed)
+            for diff in changing:
+                self._log(diff, flow_diffs.get(diff.key), result)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _desired(self, keys: Mapping[str, Aspect]) -> dict[str, KeyState]:
+        wanted = self._wanted()
+        compiled = dict(self._compile([k for k in keys if k in wanted]))
+        return {k: compiled.get(k) or KeyState(key=k) for k in keys}
+
+    def _log(self, diff: KeyDiff, flows, result: PassResult) -> None:
+        if flows is not None:
+            diff.flows_add, diff.flows_del = flows
+        summary = diff.summary()
+        if not summary:
+            return
+        result.changed_keys[diff.key] = summary
+        state = ("failed" if diff.key in result.failed
+                 else "pending" if diff.key in result.pending else "done")
+        LOG.info("%s: %s (%s)", diff.key, summary, state)
+        if LOG.isEnabledFor(logging.DEBUG):
+            for flow in sorted(diff.flows_add, key=lambda f: f.render()):
+                LOG.debug("%s: + flow %s %s", diff.key, flow.bridge, flow.render())
+            for flow in sorted(diff.flows_del, key=lambda f: f.render()):
+                LOG.debug("%s: - flow %s %s", diff.key, flow.bridge, flow.render())
+
+    # ------------------------------------------------------------ what is ours but unwanted
+
+    def stale_keys(self) -> set[str]:
+        """Keys that own something on the host but are no longer wanted.
+
+        Found from what exists: our namespaces (``qrouter-<uuid>``, ``snat-``, ``fip-``;
+        ``qrouter-notauuid`` is somebody else's) and OVS ports tagged with our owner id.
+        Only called after a successful full sync: never on a guess.
+        """
+        wanted = self._wanted()
+        found = set()
+        for name in self._d.namespaces.list():
+            owned = names.owned_namespace_id(name)
+            if owned is None:
+                continue
+            prefix, ident = owned
+            found.add(fip_key(ident) if prefix == names.FIP_NS_PREFIX else router_key(ident))
+        for port in self._d.ovsdb.ports().values():
+            owner = port.external_ids.get(OWNER_EXTERNAL_ID)
+            if owner:
+                found.add(owner)
+        return found - wanted
+
+    def delete_stale_flows(self) -> int:
+        """Remove flows with our cookie prefix whose key is not wanted (one cookie at a time,
+        so flows of other owners, with other cookies, are never touched)."""
+        live = {cookie_for(k) for k in self._wanted()}
+        removed = 0
+        for bridge in self._bridges():
+            stale = {f.cookie for f in self._d.openflow.dump(bridge, COOKIE_PREFIX,
+                                                             COOKIE_PREFIX_MASK)} - live
+            for cookie in sorted(stale):
+                self._d.openflow.delete_cookie(bridge, cookie, COOKIE_MASK_ALL)
+                removed += 1
+        if removed:
+            LOG.info("removed the flows of %d stale keys", removed)
+        return removed

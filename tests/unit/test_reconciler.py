@@ -1,0 +1,214 @@
+"""The reconciler against an in-memory kernel and OVS: apply the minimum, and nothing twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from dvr_agent.reconcile.actual import Aspect
+from dvr_agent.reconcile.reconciler import Reconciler
+from dvr_agent.state import (
+    HOST_KEY,
+    OWNER_EXTERNAL_ID,
+    Address,
+    Bridge,
+    Flow,
+    KeyState,
+    Link,
+    LinkKind,
+    Namespace,
+    NatRules,
+    Neighbour,
+    OvsPort,
+    Route,
+    Rule,
+    Sysctl,
+    cookie_for,
+    fip_key,
+    router_key,
+)
+from tests.unit.fake_dataplane import FakeHost
+
+R = "e87505b3-d455-49fc-bf31-5a2c51203085"
+E = "08d1f8c7-cfb0-491a-ad87-4eebf79ebffd"
+QR = "qr-76e3e74c-9e"
+RFP, FPR = "rfp-e87505b3-d", "fpr-e87505b3-d"
+QROUTER, FIP = f"qrouter-{R}", f"fip-{E}"
+GW_MAC = "fa:16:3e:aa:19:bd"
+
+
+class World:
+    """The facts of these tests: which keys are wanted and what each compiles to."""
+
+    def __init__(self, host: FakeHost) -> None:
+        self.host = host
+        self.wanted = {HOST_KEY, router_key(R)}
+        self.with_fip = False
+        self.neighbours = {Neighbour(QR, f"10.0.1.{i}", f"fa:16:3e:00:00:{i:02x}")
+                           for i in range(10, 13)}
+
+    def compile(self, keys):
+        return {k: self.compile_one(k) for k in keys}
+
+    def compile_one(self, key: str) -> KeyState:
+        if key == HOST_KEY:
+            return KeyState(key=key, bridges=frozenset({Bridge("br-int", "netdev"),
+                                                        Bridge("br-tun", "netdev")}))
+        if key == router_key(R):
+            return self._router(key)
+        return self._fip(key)
+
+    def _router(self, key: str) -> KeyState:
+        cookie = cookie_for(key)
+        links = {Link(QR, LinkKind.OVS_INTERNAL, mac=GW_MAC, mtu=1450)}
+        addresses = {Address(QR, "10.0.1.1/24")}
+        if self.with_fip:
+            links.add(Link(RFP, LinkKind.VETH, mac="02:00:00:00:00:01", peer=FPR,
+                           peer_namespace=FIP))
+            addresses.add(Address(RFP, "169.254.64.0/31"))
+        ns = Namespace(
+            name=QROUTER, links=frozenset(links), addresses=frozenset(addresses),
+            routes=frozenset({Route("0.0.0.0/0", table=167772417, gateway="10.0.1.5",
+                                    device=QR)}),
+            rules=frozenset({Rule(167772417, 167772417, src="10.0.1.0/24")}),
+            neighbours=frozenset(self.neighbours),
+            sysctls=frozenset({Sysctl("net.ipv4.ip_forward", "1"),
+                               Sysctl(f"net.ipv4.conf.{QR}.send_redirects", "0")}),
+            nat=NatRules(postrouting=(f'oifname "{RFP}" ip saddr 10.0.1.10 snat to 203.0.113.5',)
+                         if self.with_fip else ()))
+        port = OvsPort("br-int", QR, "internal", tag=1,
+                       external_ids=(("iface-id", "76e3e74c"), (OWNER_EXTERNAL_ID, key)))
+        flows = {Flow("br-tun", 1, 1, ("dl_vlan=1", f"dl_src={GW_MAC}"),
+                      "mod_dl_src:fa:16:3f:b2:34:82,resubmit(,2)", cookie)}
+        ofport = self.host.ports.get(QR) and self.host.ports[QR].ofport
+        if ofport:  # as the compiler does: a flow naming a port waits for its ofport
+            flows.add(Flow("br-int", 3, 5, ("dl_vlan=1", "dl_dst=fa:16:3f:b2:34:82"),
+                           f"mod_dl_dst:{GW_MAC},strip_vlan,output:{ofport}", cookie))
+        return KeyState(key=key, namespaces=(ns,), ports=frozenset({port}),
+                        flows=frozenset(flows))
+
+    def _fip(self, key: str) -> KeyState:
+        ns = Namespace(name=FIP, links=frozenset({Link(FPR, LinkKind.VETH, mac="02:00:00:00:00:02",
+                                                       peer=RFP, peer_namespace=QROUTER)}),
+                       addresses=frozenset({Address(FPR, "169.254.64.1/31")}))
+        return KeyState(key=key, namespaces=(ns,))
+
+
+@pytest.fixture
+def setup():
+    host = FakeHost()
+    world = World(host)
+    rec = Reconciler(host.drivers(), world.compile, lambda: frozenset(world.wanted),
+                     lambda: ["br-int", "br-tun"], lambda: None, workers=2)
+    yield host, world, rec
+    rec.close()
+
+
+def full(*keys):
+    return dict.fromkeys(keys, Aspect.ALL)
+
+
+def test_a_router_is_built_from_nothing(setup):
+    host, world, rec = setup
+    result = rec.run_pass(full(HOST_KEY, router_key(R)))
+    assert not result.failed and not result.pending
+    ns = host.ns[QROUTER]
+    assert ns.links[QR].up and ns.links[QR].mac == GW_MAC and ns.links[QR].mtu == 1450
+    assert QR not in host.ns[None].links  # the OVS tap was moved into the namespace
+    assert ns.neighbours == world.neighbours
+    assert ns.sysctls[f"net.ipv4.conf.{QR}.send_redirects"] == "0"
+    assert host.ports[QR].tag == 1
+    assert {f.table for f in host.flows["br-int"]} == {3}  # compiled once the ofport existed
+    assert any("mod_dl_src:fa:16:3f:b2:34:82" in f.actions for f in host.flows["br-tun"])
+
+
+def test_applying_the_same_state_twice_changes_nothing(setup):
+    host, _world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    writes = sum(host.writes.values())
+    again = rec.run_pass(full(HOST_KEY, router_key(R)))
+    assert again.total_changes == 0 and not again.changed_keys
+    assert sum(host.writes.values()) == writes
+
+
+def test_an_unwanted_router_is_removed_completely(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    world.wanted.discard(router_key(R))
+    assert rec.stale_keys() == {router_key(R)}
+    result = rec.run_pass(full(router_key(R)))
+    assert not result.failed
+    assert QROUTER not in host.ns and QR not in host.ports
+    assert not any(f.cookie == cookie_for(router_key(R)) for fl in host.flows.values() for f in fl)
+
+
+def test_only_the_difference_is_applied(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    host.writes.clear()
+    world.neighbours.add(Neighbour(QR, "10.0.1.99", "fa:16:3e:00:00:99"))
+    result = rec.run_pass({router_key(R): Aspect.NEIGH})
+    assert result.changes == {"neighbours": 1}
+    assert host.writes == {"neighbours": 1}
+
+
+def test_a_neighbour_only_pass_leaves_other_drift_for_the_full_pass(setup):
+    host, _world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    host.ns[QROUTER].addresses.clear()  # drift an ARP event does not look at
+    assert rec.run_pass({router_key(R): Aspect.NEIGH}).total_changes == 0
+    repaired = rec.run_pass(full(router_key(R)))
+    assert repaired.changes["addresses"] == 1
+    assert Address(QR, "10.0.1.1/24") in host.ns[QROUTER].addresses
+
+
+def test_veth_pair_between_router_and_fip_namespaces(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    world.with_fip = True
+    world.wanted.add(fip_key(E))
+    result = rec.run_pass(full(router_key(R), fip_key(E)))
+    if result.pending:  # the pair is made from whichever side runs once both namespaces exist
+        result = rec.run_pass(full(*result.pending))
+    assert not result.pending and not result.failed
+    assert host.ns[QROUTER].links[RFP].peer == (FIP, FPR)
+    assert Address(FPR, "169.254.64.1/31") in host.ns[FIP].addresses
+    assert host.ns[QROUTER].nat.postrouting
+    assert rec.run_pass(full(router_key(R), fip_key(E))).total_changes == 0
+
+
+def test_ovs_restart_replugs_orphaned_taps_and_restores_flows(setup):
+    host, _world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    host.restart_vswitchd()
+    assert not host.ns[QROUTER].links[QR].up and QR in host.ns[None].links
+    result = rec.run_pass(full(HOST_KEY, router_key(R)))
+    assert not result.failed and not result.pending
+    assert host.ns[QROUTER].links[QR].up and QR not in host.ns[None].links
+    assert len(host.flows["br-int"]) == 1 and len(host.flows["br-tun"]) == 1
+
+
+def test_one_failing_key_does_not_hold_back_the_others(setup):
+    host, world, rec = setup
+    world.wanted.add(fip_key(E))
+    host.fail_on.add(FIP)
+    result = rec.run_pass(full(HOST_KEY, router_key(R), fip_key(E)))
+    assert set(result.failed) == {fip_key(E)}
+    assert QROUTER in host.ns and host.ns[QROUTER].links[QR].up
+
+
+def test_stale_keys_ignore_namespaces_that_are_not_ours(setup):
+    host, _world, rec = setup
+    drivers = host.drivers()
+    for name in ("qrouter-notauuid", "myapp-1", f"snat-{R.upper()}"):
+        drivers.namespaces.create(name)
+    assert rec.stale_keys() == set()
+
+
+def test_stale_flows_are_removed_by_cookie_and_others_flows_stay(setup):
+    host, _world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    theirs = Flow("br-tun", 0, 7, ("in_port=9",), "drop", 0x1234)
+    stale = Flow("br-tun", 1, 2, ("dl_vlan=9",), "drop", cookie_for(router_key("gone")))
+    host.flows["br-tun"] |= {theirs, stale}
+    assert rec.delete_stale_flows() == 1
+    assert theirs in host.flows["br-tun"] and stale not in host.flows["br-tun"]
