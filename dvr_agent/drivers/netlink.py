@@ -161,9 +161,9 @@ class Netlink:
         return frozenset(r for r in found if r is not None)
 
     def neighbours(self) -> frozenset[Neighbour]:
+        """Permanent entries, read through the batch socket's struct-decoded dump."""
         names = self._names()
-        found = (neighbour_of(m, names) for family in (socket.AF_INET, socket.AF_INET6)
-                 for m in self._kernel(self._ipr.neigh, "dump", family=family))
+        found = (neighbour_of(e, names) for e in self._batch_socket().neighbours())
         return frozenset(n for n in found if n is not None)
 
     def namespace_id(self, namespace: str | None) -> int | None:
@@ -364,13 +364,17 @@ class Netlink:
             return {}
         return {info.name: info.index for info in self.links().values() if info.name in wanted}
 
+    def _batch_socket(self) -> BatchSocket:
+        """The raw socket, opened on first use: most namespaces never need one."""
+        if self._batch is None:
+            self._batch = BatchSocket(route_socket(_namespace_ref(self.namespace)))
+        return self._batch
+
     def _run_batch(self, what: str, tolerated: frozenset[int],
                    requests: Sequence[Request]) -> int:
         if not requests:
             return 0
-        if self._batch is None:
-            self._batch = BatchSocket(route_socket(_namespace_ref(self.namespace)))
-        failures = self._batch.execute(requests)
+        failures = self._batch_socket().execute(requests)
         refused = [(obj, err) for obj, err in failures if err not in tolerated]
         if refused:
             obj, err = refused[0]

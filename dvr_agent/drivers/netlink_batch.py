@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno as errnos
 import ipaddress
+import os
 import select
 import socket
 import struct
@@ -32,10 +33,12 @@ SO_RCVBUFFORCE = 33
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
-RTM_NEWNEIGH, RTM_DELNEIGH = 28, 29
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
+NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP = 0x300
 NLM_F_REPLACE = 0x100
 NLM_F_CREATE = 0x400
 REPLACE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
@@ -76,9 +79,14 @@ def _family(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
 
 
 def neigh_payload(ifindex: int, ip: str, mac: str | None) -> bytes:
-    """ndmsg + NDA_DST (+ NDA_LLADDR): a permanent entry, or the key of one to delete."""
-    dst = ipaddress.ip_address(ip)
-    body = _NDMSG.pack(_family(dst), ifindex, NUD_PERMANENT, 0, 0) + _attr(NDA_DST, dst.packed)
+    """ndmsg + NDA_DST (+ NDA_LLADDR): a permanent entry, or the key of one to delete.
+
+    ``ip`` and ``mac`` are already checked (netlink_values). inet_pton rather than
+    ipaddress: this runs 40,000 times in a cold sync, and ipaddress costs ~10 µs a call.
+    """
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    body = _NDMSG.pack(family, ifindex, NUD_PERMANENT, 0, 0) \
+        + _attr(NDA_DST, socket.inet_pton(family, ip))
     if mac is not None:
         body += _attr(NDA_LLADDR, bytes.fromhex(mac.replace(":", "")))
     return body
@@ -116,14 +124,49 @@ def nlmsg(kind: int, flags: int, seq: int, payload: bytes) -> bytes:
 
 def parse_acks(data: bytes) -> Iterator[tuple[int, int]]:
     """(seq, errno) for every NLMSG_ERROR in one datagram; errno 0 is a plain ACK."""
+    for kind, _flags, seq, body in parse_messages(data):
+        if kind == NLMSG_ERROR:
+            yield seq, -_ERR.unpack_from(body, 0)[0]
+
+
+def parse_messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
+    """(type, flags, seq, body) of every message in one datagram."""
     offset = 0
     while offset + _NLMSGHDR.size <= len(data):
-        length, kind, _flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        length, kind, flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
         if length < _NLMSGHDR.size:
             break
-        if kind == NLMSG_ERROR:
-            yield seq, -_ERR.unpack_from(data, offset + _NLMSGHDR.size)[0]
+        yield kind, flags, seq, data[offset + _NLMSGHDR.size:offset + length]
         offset += (length + 3) & ~3
+
+
+def parse_attrs(body: bytes, offset: int) -> dict[int, bytes]:
+    """The attributes of a message body from ``offset`` on, by type (flags bits masked)."""
+    attrs = {}
+    while offset + _NLATTR.size <= len(body):
+        length, kind = _NLATTR.unpack_from(body, offset)
+        if length < _NLATTR.size:
+            break
+        attrs[kind & 0x3FFF] = body[offset + _NLATTR.size:offset + length]
+        offset += (length + 3) & ~3
+    return attrs
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourEntry:
+    """One entry of a neighbour dump, undecoded beyond the struct."""
+
+    family: int
+    ifindex: int
+    state: int
+    dst: bytes | None
+    lladdr: bytes | None
+
+
+def parse_neighbour(body: bytes) -> NeighbourEntry:
+    family, ifindex, state, _flags, _type = _NDMSG.unpack_from(body, 0)
+    attrs = parse_attrs(body, _NDMSG.size)
+    return NeighbourEntry(family, ifindex, state, attrs.get(NDA_DST), attrs.get(NDA_LLADDR))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +225,43 @@ class BatchSocket:
             if chunk:
                 failures += self._send_chunk(chunk)
         return failures
+
+    def neighbours(self) -> list[NeighbourEntry]:
+        """Dump the neighbour table (all families), decoded with struct.
+
+        pyroute2 decodes a dump at ~8k entries/s here; a warm restart reads back 40,000
+        permanent entries, which struct does in a fraction of a second.
+        """
+        with self._lock:
+            for _attempt in range(5):
+                entries, interrupted = self._dump(RTM_GETNEIGH,
+                                                  _NDMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
+                if not interrupted:
+                    return [parse_neighbour(body) for body in entries]
+        raise DriverError("neighbour dump: the table kept changing during the dump",
+                          errno=errnos.EINTR)
+
+    def _dump(self, kind: int, payload: bytes) -> tuple[list[bytes], bool]:
+        """The bodies of a dump's answers, and whether the kernel flagged it inconsistent."""
+        self._seq += 1
+        seq = self._seq
+        self._sock.sendall(nlmsg(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, payload))
+        bodies: list[bytes] = []
+        interrupted = False
+        while True:
+            ready, _, _ = select.select([self._sock], [], [], ACK_TIMEOUT)
+            if not ready:
+                raise DriverError("netlink dump: no answer", errno=errnos.ETIMEDOUT)
+            for msg_kind, flags, msg_seq, body in parse_messages(self._sock.recv(1 << 20)):
+                if msg_seq != seq:
+                    continue  # a late ACK of an abandoned batch
+                interrupted |= bool(flags & NLM_F_DUMP_INTR)
+                if msg_kind == NLMSG_DONE:
+                    return bodies, interrupted
+                if msg_kind == NLMSG_ERROR:
+                    err = -_ERR.unpack_from(body, 0)[0]
+                    raise DriverError(f"netlink dump: {os.strerror(err)}", errno=err)
+                bodies.append(body)
 
     def _send_chunk(self, chunk: list[Request]) -> list[tuple[object, int]]:
         first = self._seq + 1

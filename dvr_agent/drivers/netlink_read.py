@@ -14,7 +14,12 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from dvr_agent.drivers.netlink_batch import NUD_PERMANENT, RTN_UNICAST, RTPROT_STATIC
+from dvr_agent.drivers.netlink_batch import (
+    NUD_PERMANENT,
+    RTN_UNICAST,
+    RTPROT_STATIC,
+    NeighbourEntry,
+)
 from dvr_agent.drivers.netlink_values import LOCAL_TABLE
 from dvr_agent.state import Address, Neighbour, Route, Rule
 
@@ -125,12 +130,13 @@ def rule_of(msg) -> Rule | None:
     return Rule(priority=priority, table=table, src=src_net, iif=iif)
 
 
-def neighbour_of(msg, names: Mapping[int, str]) -> Neighbour | None:
-    """Permanent entries only: the kernel's own (reachable, stale, ...) come and go."""
-    if not msg["state"] & NUD_PERMANENT:
+def neighbour_of(entry: NeighbourEntry, names: Mapping[int, str]) -> Neighbour | None:
+    """Permanent IPv4/IPv6 entries only: the kernel's own (reachable, stale) come and go."""
+    if not entry.state & NUD_PERMANENT or entry.family not in (socket.AF_INET, socket.AF_INET6):
         return None
-    ip, mac = msg.get_attr("NDA_DST"), msg.get_attr("NDA_LLADDR")
-    device = names.get(msg["ifindex"])
-    if ip is None or mac is None or device is None:
+    device = names.get(entry.ifindex)
+    if entry.dst is None or entry.lladdr is None or device is None:
         return None
-    return Neighbour(device, str(ipaddress.ip_address(ip)), mac.lower())
+    ip = socket.inet_ntop(socket.AF_INET, entry.dst) if entry.family == socket.AF_INET \
+        else str(ipaddress.ip_address(entry.dst))
+    return Neighbour(device, ip, entry.lladdr.hex(":"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 
 from dvr_agent import names
 from dvr_agent.drivers.errors import InvalidInput
@@ -55,6 +56,22 @@ def ip(value: object, *, obj: object = None) -> IPAddress:
     except ValueError:
         raise InvalidInput(f"invalid IP address {value!r}",
                            obj=obj if obj is not None else value) from None
+
+
+def ip_text(value: object, *, obj: object = None) -> str:
+    """An IP address in canonical text: ``ip(value)`` as a string, but fast for IPv4.
+
+    A cold sync checks 40,000 neighbour addresses; ipaddress takes ~10 µs for each, while
+    inet_pton takes well under one. glibc's inet_pton accepts IPv4 only as four decimal
+    octets without leading zeros, which is exactly the canonical form.
+    """
+    if isinstance(value, str) and ":" not in value:
+        try:
+            socket.inet_pton(socket.AF_INET, value)
+            return value
+        except OSError:
+            pass
+    return str(ip(value, obj=obj))
 
 
 def network(value: object, *, obj: object = None) -> IPNetwork:
@@ -142,4 +159,4 @@ def rule(r: Rule) -> Rule:
 
 def neighbour(n: Neighbour) -> Neighbour:
     device(n.device, obj=n)
-    return Neighbour(n.device, str(ip(n.ip, obj=n)), mac(n.mac, obj=n))
+    return Neighbour(n.device, ip_text(n.ip, obj=n), mac(n.mac, obj=n))
