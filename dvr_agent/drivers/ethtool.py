@@ -19,11 +19,12 @@ import logging
 from pyroute2.ethtool.ioctl import IoctlEthtool, NoSuchDevice, NotSupportedError
 
 from dvr_agent.drivers.errors import DriverError
+from dvr_agent.drivers.netlink_socket import AGENT_NAMESPACE
 from dvr_agent.drivers.netlink_values import device as check_device
 from dvr_agent.drivers.netns_thread import run_in_netns
 
 LOG = logging.getLogger(__name__)
-AGENT_NAMESPACE = "/proc/self/ns/net"
+
 TX_CHECKSUMMING = "tx-checksumming"
 
 

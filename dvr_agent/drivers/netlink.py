@@ -20,12 +20,10 @@ import socket
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
-from pyroute2 import AsyncIPRoute, IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from dvr_agent.drivers import netlink_values as check
 from dvr_agent.drivers.errors import DriverError
-from dvr_agent.drivers.namespaces import is_namespace_mount
 from dvr_agent.drivers.netlink_batch import (
     DELETE,
     REPLACE,
@@ -37,7 +35,6 @@ from dvr_agent.drivers.netlink_batch import (
     Request,
     neigh_payload,
     route_payload,
-    route_socket,
 )
 from dvr_agent.drivers.netlink_read import (
     LinkInfo,
@@ -47,55 +44,21 @@ from dvr_agent.drivers.netlink_read import (
     route_of,
     rule_of,
 )
-from dvr_agent.drivers.netns_thread import netns_path, run_in_netns
+from dvr_agent.drivers.netlink_socket import (
+    IPRouteIn,
+    device_in,
+    namespace_ref,
+    require_namespace,
+    route_socket,
+)
+from dvr_agent.drivers.netns_thread import netns_path
 from dvr_agent.state import Address, Neighbour, Route, Rule
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# The agent's own namespace: that of the process (its main thread), whichever thread asks.
-AGENT_NAMESPACE = "/proc/self/ns/net"
 ALREADY_GONE = frozenset({errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL})
 ALREADY_THERE = frozenset({errno.EEXIST})
-
-
-class _AsyncIPRouteIn(AsyncIPRoute):
-    """pyroute2's RTNL API on sockets made in a namespace by a thread, not a forked helper.
-
-    pyroute2 opens one socket per calling thread through ``setup_socket``; with
-    ``netns=`` it forks a helper for each (~5 ms), and with ``fileno=`` a second thread
-    wraps an fd the first already closed (EBADF/ENOTSOCK, seen in 0.9.7). Overriding
-    ``setup_socket`` keeps pyroute2's per-thread design and replaces only the fork.
-    """
-
-    def __init__(self, namespace: str) -> None:
-        self._namespace = namespace
-        super().__init__()
-
-    def setup_socket(self) -> socket.socket:
-        sock = route_socket(self._namespace)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.status["sndbuf"])
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.status["rcvbuf"])
-        return sock
-
-
-class _IPRouteIn(IPRoute):
-    """The sync IPRoute around _AsyncIPRouteIn (IPRoute.__init__ would build its own)."""
-
-    def __init__(self, namespace: str) -> None:  # mirrors pyroute2 0.9.7 IPRoute.__init__
-        self.asyncore = _AsyncIPRouteIn(namespace)
-        self.asyncore.status["event_loop"] = "new"
-        self.asyncore.local.keep_event_loop = True
-        self.asyncore.event_loop.run_until_complete(self.asyncore.setup_endpoint())
-
-
-def _namespace_ref(namespace: str | None) -> str:
-    return AGENT_NAMESPACE if namespace is None else namespace
-
-
-def _require_namespace(namespace: str | None) -> None:
-    if namespace is not None and not is_namespace_mount(netns_path(namespace)):
-        raise DriverError(f"no namespace {namespace}", obj=namespace, errno=errno.ENOENT)
 
 
 def _where(namespace: str | None) -> str:
@@ -110,9 +73,9 @@ class Netlink:
     """
 
     def __init__(self, namespace: str | None) -> None:
-        _require_namespace(namespace)
+        require_namespace(namespace)
         self.namespace = namespace
-        self._ipr = _IPRouteIn(_namespace_ref(namespace))
+        self._ipr = IPRouteIn(namespace_ref(namespace))
         self._batch: BatchSocket | None = None
 
     def close(self) -> None:
@@ -172,8 +135,8 @@ class Netlink:
         LinkInfo.peer_namespace_id is such an nsid: this is how to tell which namespace
         a veth's other end is in.
         """
-        _require_namespace(namespace)
-        fd = os.open(netns_path(_namespace_ref(namespace)), os.O_RDONLY | os.O_CLOEXEC)
+        require_namespace(namespace)
+        fd = os.open(netns_path(namespace_ref(namespace)), os.O_RDONLY | os.O_CLOEXEC)
         try:
             reply = self._kernel(self._ipr.get_netnsid, fd=fd)
         finally:
@@ -206,13 +169,13 @@ class Netlink:
         """
         check.device(name)
         check.device(peer)
-        _require_namespace(peer_namespace)
+        require_namespace(peer_namespace)
         if self._index(name) is not None:
             return
         peer_spec: dict[str, object] = {"ifname": peer}
         fd = None
         if peer_namespace != self.namespace:
-            fd = os.open(netns_path(_namespace_ref(peer_namespace)), os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(netns_path(namespace_ref(peer_namespace)), os.O_RDONLY | os.O_CLOEXEC)
             peer_spec["net_ns_fd"] = fd
         try:
             done = self._change(f"adding veth {name}", name, ALREADY_THERE, self._ipr.link,
@@ -232,14 +195,14 @@ class Netlink:
         Already there (and gone from here) is success.
         """
         check.device(name)
-        _require_namespace(to_namespace)
+        require_namespace(to_namespace)
         index = self._index(name)
         if to_namespace == self.namespace or index is None:
-            if index is None and not _device_in(to_namespace, name):
+            if index is None and not device_in(to_namespace, name):
                 raise DriverError(f"no device {name} in {_where(self.namespace)} nor in "
                                   f"{_where(to_namespace)}", obj=name, errno=errno.ENODEV)
             return
-        fd = os.open(netns_path(_namespace_ref(to_namespace)), os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(netns_path(namespace_ref(to_namespace)), os.O_RDONLY | os.O_CLOEXEC)
         try:
             self._change(f"moving {name} to {_where(to_namespace)}", name, frozenset(),
                          self._ipr.link, "set", index=index, net_ns_fd=fd)
@@ -367,7 +330,7 @@ class Netlink:
     def _batch_socket(self) -> BatchSocket:
         """The raw socket, opened on first use: most namespaces never need one."""
         if self._batch is None:
-            self._batch = BatchSocket(route_socket(_namespace_ref(self.namespace)))
+            self._batch = BatchSocket(route_socket(namespace_ref(self.namespace)))
         return self._batch
 
     def _run_batch(self, what: str, tolerated: frozenset[int],
@@ -432,15 +395,3 @@ def _rule_spec(r: Rule) -> dict[str, object]:
     if r.iif is not None:
         spec["iifname"] = r.iif
     return spec
-
-
-def _device_in(namespace: str | None, name: str) -> bool:
-    """Is there a device ``name`` in ``namespace``? (if_nametoindex on a thread in there)"""
-    def lookup() -> bool:
-        try:
-            socket.if_nametoindex(name)
-        except OSError:
-            return False
-        return True
-
-    return run_in_netns(_namespace_ref(namespace), lookup)

@@ -23,9 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from dvr_agent.drivers.errors import DriverError
-from dvr_agent.drivers.netns_thread import run_in_netns
 
-NETLINK_ROUTE = 0
 SOL_NETLINK = 270
 NETLINK_CAP_ACK = 10  # ACKs carry only the header of the request, not the whole request
 SO_RCVBUFFORCE = 33
@@ -177,20 +175,6 @@ class Request:
     kind: int
     flags: int
     payload: bytes
-
-
-def route_socket(namespace: str | None) -> socket.socket:
-    """A NETLINK_ROUTE socket in ``namespace`` (None: the caller's), made without fork.
-
-    SOCK_DGRAM, not RAW: netlink treats both alike, and asyncio (inside pyroute2) accepts
-    only a datagram socket. A socket stays in the namespace it was created in, so a
-    short-lived thread inside
-    the namespace creates it and hands it back (pyroute2 forks a helper for this, ~5 ms).
-    """
-    def make() -> socket.socket:
-        return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
-
-    return make() if namespace is None else run_in_netns(namespace, make)
 
 
 class BatchSocket:

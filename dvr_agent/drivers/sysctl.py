@@ -21,12 +21,13 @@ import os
 from collections.abc import Iterable, Mapping
 
 from dvr_agent.drivers.errors import DriverError, InvalidInput
+from dvr_agent.drivers.netlink_socket import AGENT_NAMESPACE
 from dvr_agent.drivers.netlink_values import device as check_device
 from dvr_agent.drivers.netns_thread import run_in_netns
 
 LOG = logging.getLogger(__name__)
 PROC_SYS = "/proc/sys"
-AGENT_NAMESPACE = "/proc/self/ns/net"
+
 _PER_DEVICE_TREES = {("net", "ipv4", "conf"), ("net", "ipv6", "conf"),
                      ("net", "ipv4", "neigh"), ("net", "ipv6", "neigh")}
 
