@@ -286,10 +286,10 @@ class Netlink:
     def route_replace_many(self, routes: Iterable[Route]) -> int:
         """Write every route (proto static, replace); the number written."""
         valid = [check.route(r) for r in routes]
-        index = self._device_indexes(r.device for r in valid if r.device)
+        index = self._device_indexes(r.device for r in valid)
         return self._run_batch("route replace", ALREADY_THERE, [
             Request(r, RTM_NEWROUTE, REPLACE,
-                    route_payload(r.dst, r.table, r.gateway, index.get(r.device or "")))
+                    route_payload(r.dst, r.table, r.gateway, index[r.device]))
             for r in valid if _known_device(r, r.device, index, missing_is_error=True)])
 
     def route_del_many(self, routes: Iterable[Route]) -> int:
@@ -298,10 +298,10 @@ class Netlink:
         A route on a device that no longer exists went with the device.
         """
         valid = [check.route(r) for r in routes]
-        index = self._device_indexes(r.device for r in valid if r.device)
+        index = self._device_indexes(r.device for r in valid)
         return self._run_batch("route delete", ALREADY_GONE, [
             Request(r, RTM_DELROUTE, DELETE,
-                    route_payload(r.dst, r.table, r.gateway, index.get(r.device or ""),
+                    route_payload(r.dst, r.table, r.gateway, index[r.device],
                                   delete=True))
             for r in valid if _known_device(r, r.device, index, missing_is_error=False)])
 
@@ -375,10 +375,10 @@ class Netlink:
                            obj=obj, errno=exc.code)
 
 
-def _known_device(entry: object, device: str | None, index: dict[str, int], *,
+def _known_device(entry: object, device: str, index: dict[str, int], *,
                   missing_is_error: bool) -> bool:
     """False for an entry on a device that is gone (skip it); an error if it must exist."""
-    if device is None or device in index:
+    if device in index:
         return True
     if missing_is_error:
         raise DriverError(f"no device {device} for {entry}", obj=entry, errno=errno.ENODEV)

@@ -131,7 +131,7 @@ def address(a: Address) -> Address:
 
 
 def route(r: Route) -> Route:
-    """A route we can write: a network, a gateway of its family and/or a device."""
+    """A route we can write: a network, a device, and maybe a gateway of its family."""
     dst = network(r.dst, obj=r)
     table(r.table, obj=r)
     gateway = None
@@ -141,10 +141,11 @@ def route(r: Route) -> Route:
             raise InvalidInput(f"route {r.dst} via {r.gateway}: gateway of another family",
                                obj=r)
         gateway = str(gw)
-    if r.device is not None:
-        device(r.device, obj=r)
-    if gateway is None and r.device is None:
-        raise InvalidInput(f"route {r.dst}: needs a gateway or a device", obj=r)
+    if r.device is None:
+        # the kernel picks the device of a gateway route and dumps it with that device,
+        # so a route written without one would never compare equal to what is read back
+        raise InvalidInput(f"route {r.dst} in table {r.table}: needs its device", obj=r)
+    device(r.device, obj=r)
     return Route(str(dst), r.table, gateway, r.device)
 
 

@@ -1,4 +1,8 @@
-"""Fixtures of the netlink driver tests: fresh namespaces of ours, removed afterwards."""
+"""Fixtures of the netlink driver tests: fresh namespaces of ours, removed afterwards.
+
+A test module takes them by assignment (`new_namespace = netlink_fixtures.new_namespace`):
+pytest finds fixtures by name in the module, and `netlink` needs `new_namespace` there too.
+"""
 
 from __future__ import annotations
 
