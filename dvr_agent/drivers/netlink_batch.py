@@ -13,7 +13,6 @@ Measured rates are in benchmarks/netlink_bench.py.
 from __future__ import annotations
 
 import errno as errnos
-import ipaddress
 import os
 import select
 import socket
@@ -72,10 +71,6 @@ def _attr(kind: int, value: bytes) -> bytes:
     return _NLATTR.pack(length, kind) + value + b"\0" * (-length % 4)
 
 
-def _family(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> int:
-    return socket.AF_INET if addr.version == 4 else socket.AF_INET6
-
-
 def neigh_payload(ifindex: int, ip: str, mac: str | None) -> bytes:
     """ndmsg + NDA_DST (+ NDA_LLADDR): a permanent entry, or the key of one to delete.
 
@@ -94,23 +89,25 @@ def route_payload(dst: str, table: int, gateway: str | None, oif: int | None,
                   *, delete: bool = False) -> bytes:
     """rtmsg + attributes for a unicast, proto static route (``ip route replace`` shape).
 
-    Tables above 255 go in RTA_TABLE with rtm_table UNSPEC, as iproute2 writes them; a
-    route with no gateway is on-link (scope link). A delete uses scope NOWHERE, which
-    the kernel reads as "any scope".
+    ``dst`` and ``gateway`` are already checked and canonical (netlink_values). Tables
+    above 255 go in RTA_TABLE with rtm_table UNSPEC, as iproute2 writes them; a route
+    with no gateway is on-link (scope link). A delete uses scope NOWHERE, which the
+    kernel reads as "any scope".
     """
-    net = ipaddress.ip_network(dst)
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    address, _, length = dst.partition("/")
+    prefixlen = int(length)
     if delete:
         scope = RT_SCOPE_NOWHERE
     else:
         scope = RT_SCOPE_UNIVERSE if gateway is not None else RT_SCOPE_LINK
     rtm_table = table if table < 256 else RT_TABLE_UNSPEC
-    body = _RTMSG.pack(_family(net.network_address), net.prefixlen, 0, 0, rtm_table,
-                       RTPROT_STATIC, scope, RTN_UNICAST, 0)
+    body = _RTMSG.pack(family, prefixlen, 0, 0, rtm_table, RTPROT_STATIC, scope, RTN_UNICAST, 0)
     body += _attr(RTA_TABLE, _U32.pack(table))
-    if net.prefixlen:
-        body += _attr(RTA_DST, net.network_address.packed)
+    if prefixlen:
+        body += _attr(RTA_DST, socket.inet_pton(family, address))
     if gateway is not None:
-        body += _attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed)
+        body += _attr(RTA_GATEWAY, socket.inet_pton(family, gateway))
     if oif is not None:
         body += _attr(RTA_OIF, _U32.pack(oif))
     return body

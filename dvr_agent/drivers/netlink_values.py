@@ -86,6 +86,22 @@ def network(value: object, *, obj: object = None) -> IPNetwork:
                            obj=obj if obj is not None else value) from None
 
 
+def network_text(value: object, *, obj: object = None) -> str:
+    """``network(value)`` as canonical text, fast for IPv4 (see ip_text: a cold sync checks
+    thousands of routes)."""
+    if isinstance(value, str) and ":" not in value:
+        addr, sep, length = value.partition("/")
+        if sep and length.isdigit() and length == str(int(length)) and int(length) <= 32:
+            try:
+                packed = socket.inet_pton(socket.AF_INET, addr)
+            except OSError:
+                packed = None
+            host_bits = (1 << (32 - int(length))) - 1
+            if packed is not None and not int.from_bytes(packed, "big") & host_bits:
+                return value
+    return str(network(value, obj=obj))
+
+
 def interface(value: object, *, obj: object = None) -> IPInterface:
     """An address with its prefix length (``10.0.0.1/24``): what a device carries."""
     if not isinstance(value, str) or "/" not in value:
@@ -132,21 +148,20 @@ def address(a: Address) -> Address:
 
 def route(r: Route) -> Route:
     """A route we can write: a network, a device, and maybe a gateway of its family."""
-    dst = network(r.dst, obj=r)
+    dst = network_text(r.dst, obj=r)
     table(r.table, obj=r)
     gateway = None
     if r.gateway is not None:
-        gw = ip(r.gateway, obj=r)
-        if gw.version != dst.version:
+        gateway = ip_text(r.gateway, obj=r)
+        if (":" in gateway) != (":" in dst):
             raise InvalidInput(f"route {r.dst} via {r.gateway}: gateway of another family",
                                obj=r)
-        gateway = str(gw)
     if r.device is None:
         # the kernel picks the device of a gateway route and dumps it with that device,
         # so a route written without one would never compare equal to what is read back
         raise InvalidInput(f"route {r.dst} in table {r.table}: needs its device", obj=r)
     device(r.device, obj=r)
-    return Route(str(dst), r.table, gateway, r.device)
+    return Route(dst, r.table, gateway, r.device)
 
 
 def rule(r: Rule) -> Rule:

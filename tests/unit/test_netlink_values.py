@@ -123,3 +123,21 @@ def test_a_sysctl_key_never_leaves_its_directory():
     assert path.startswith("/proc/sys/net/ipv4/conf/")
     assert len(components) == 2 and components[1] == "y"  # one device name, one leaf
     assert ".." not in components
+
+
+@pytest.mark.parametrize(("value", "canonical"), [
+    ("10.0.0.0/24", "10.0.0.0/24"),
+    ("0.0.0.0/0", "0.0.0.0/0"),
+    ("203.0.113.7/32", "203.0.113.7/32"),
+    ("10.0.0.0/024", "10.0.0.0/24"),
+    ("2001:DB8:1::/64", "2001:db8:1::/64"),
+])
+def test_network_text_is_what_ipaddress_prints(value, canonical):
+    assert check.network_text(value) == canonical
+
+
+@pytest.mark.parametrize("value", ["10.0.0.1/24", "10.0.0.0/33", "10.0.0.0/",
+                                   "10.0.0.0", "010.0.0.0/8", "10.0.0.0/+8", "2001:db8::1/64"])
+def test_network_text_refuses_what_is_not_a_network(value):
+    with pytest.raises(InvalidInput):
+        check.network_text(value)
