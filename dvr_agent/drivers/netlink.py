@@ -17,6 +17,7 @@ import errno
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -77,6 +78,7 @@ class Netlink:
         self.namespace = namespace
         self._ipr = IPRouteIn(namespace_ref(namespace))
         self._batch: BatchSocket | None = None
+        self._batch_lock = threading.Lock()
 
     def close(self) -> None:
         self._ipr.close()
@@ -329,9 +331,10 @@ class Netlink:
 
     def _batch_socket(self) -> BatchSocket:
         """The raw socket, opened on first use: most namespaces never need one."""
-        if self._batch is None:
-            self._batch = BatchSocket(route_socket(namespace_ref(self.namespace)))
-        return self._batch
+        with self._batch_lock:
+            if self._batch is None:
+                self._batch = BatchSocket(route_socket(namespace_ref(self.namespace)))
+            return self._batch
 
     def _run_batch(self, what: str, tolerated: frozenset[int],
                    requests: Sequence[Request]) -> int:

@@ -7,7 +7,10 @@ messages/s measured here) while the kernel takes 50k-120k/s; and its own batch p
 nothing. RTM_{NEW,DEL}{NEIGH,ROUTE} are fixed structs plus a few attributes, so
 ``struct.pack`` encodes one in a few µs. Each message asks for an ACK (NLM_F_ACK) and
 carries its own sequence number, so every error maps back to the entry that caused it.
-Measured rates are in benchmarks/netlink_bench.py.
+Measured here (benchmarks/netlink_bench.py, 2 shared cores): permanent neighbours ~100k/s
+written and ~110k/s deleted, 10k and 40k alike, against ~3.5k/s one pyroute2 call at a
+time; routes ~75k/s. The neighbour dump is decoded here too (~125k-185k entries/s
+against ~8k/s through pyroute2), since a warm restart reads all 40,000 back.
 """
 
 from __future__ import annotations
