@@ -1,0 +1,278 @@
+"""Hand-encoded rtnetlink batches: many neighbour and route messages per sendmsg.
+
+Why by hand: a cold sync installs 40,000 permanent neighbours and thousands of routes.
+pyroute2 0.9.7 builds every message with its Python encoder (~180 µs each, ~5k
+messages/s measured here) while the kernel takes 50k-120k/s; and its own batch path
+(``IPRoute(netns=...).sendto(IPBatch...)``) returned the byte count but the kernel got
+nothing. RTM_{NEW,DEL}{NEIGH,ROUTE} are fixed structs plus a few attributes, so
+``struct.pack`` encodes one in a few µs. Each message asks for an ACK (NLM_F_ACK) and
+carries its own sequence number, so every error maps back to the entry that caused it.
+Measured here (benchmarks/netlink_bench.py, 2 shared cores): permanent neighbours ~100k/s
+written and ~110k/s deleted, 10k and 40k alike, against ~3.5k/s one pyroute2 call at a
+time; routes ~75k/s. The neighbour dump is decoded here too (~125k-185k entries/s
+against ~8k/s through pyroute2), since a warm restart reads all 40,000 back.
+"""
+
+from __future__ import annotations
+
+import errno as errnos
+import os
+import select
+import socket
+import struct
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from dvr_agent.drivers.errors import DriverError
+
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10  # ACKs carry only the header of the request, not the whole request
+SO_RCVBUFFORCE = 33
+
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+RTM_NEWROUTE, RTM_DELROUTE = 24, 25
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+
+NLM_F_REQUEST = 0x1
+NLM_F_ACK = 0x4
+NLM_F_DUMP_INTR = 0x10
+NLM_F_DUMP = 0x300
+NLM_F_REPLACE = 0x100
+NLM_F_CREATE = 0x400
+REPLACE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+DELETE = NLM_F_REQUEST | NLM_F_ACK
+
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
+NDA_DST, NDA_LLADDR = 1, 2
+NUD_PERMANENT = 0x80
+RTPROT_STATIC = 4
+RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
+RTN_UNICAST = 1
+RT_TABLE_UNSPEC = 0
+
+_NLMSGHDR = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+_NDMSG = struct.Struct("=BxxxiHBB")  # family, (pad), ifindex, state, flags, type
+# family, dst_len, src_len, tos, table, protocol, scope, type, flags
+_RTMSG = struct.Struct("=BBBBBBBBI")
+_NLATTR = struct.Struct("=HH")  # len, type
+_U32 = struct.Struct("=I")
+_ERR = struct.Struct("=i")
+
+# Messages per sendmsg. The kernel handles a sendmsg's messages one after the other and
+# queues one ACK each on our socket before we read any; 1,000 ACKs (a few hundred bytes
+# of buffer each) fit the receive buffer we force below, and 1,000 messages fit sndbuf.
+CHUNK = 1000
+RCVBUF = 8 * 1024 * 1024
+SNDBUF = 1024 * 1024
+ACK_TIMEOUT = 30.0
+
+
+def _attr(kind: int, value: bytes) -> bytes:
+    length = _NLATTR.size + len(value)
+    return _NLATTR.pack(length, kind) + value + b"\0" * (-length % 4)
+
+
+def neigh_payload(ifindex: int, ip: str, mac: str | None) -> bytes:
+    """ndmsg + NDA_DST (+ NDA_LLADDR): a permanent entry, or the key of one to delete.
+
+    ``ip`` and ``mac`` are already checked (netlink_values). inet_pton rather than
+    ipaddress: this runs 40,000 times in a cold sync, and ipaddress costs ~10 µs a call.
+    """
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    body = _NDMSG.pack(family, ifindex, NUD_PERMANENT, 0, 0) \
+        + _attr(NDA_DST, socket.inet_pton(family, ip))
+    if mac is not None:
+        body += _attr(NDA_LLADDR, bytes.fromhex(mac.replace(":", "")))
+    return body
+
+
+def route_payload(dst: str, table: int, gateway: str | None, oif: int | None,
+                  *, delete: bool = False) -> bytes:
+    """rtmsg + attributes for a unicast, proto static route (``ip route replace`` shape).
+
+    ``dst`` and ``gateway`` are already checked and canonical (netlink_values). Tables
+    above 255 go in RTA_TABLE with rtm_table UNSPEC, as iproute2 writes them; a route
+    with no gateway is on-link (scope link). A delete uses scope NOWHERE, which the
+    kernel reads as "any scope".
+    """
+    family = socket.AF_INET6 if ":" in dst else socket.AF_INET
+    address, _, length = dst.partition("/")
+    prefixlen = int(length)
+    if delete:
+        scope = RT_SCOPE_NOWHERE
+    else:
+        scope = RT_SCOPE_UNIVERSE if gateway is not None else RT_SCOPE_LINK
+    rtm_table = table if table < 256 else RT_TABLE_UNSPEC
+    body = _RTMSG.pack(family, prefixlen, 0, 0, rtm_table, RTPROT_STATIC, scope, RTN_UNICAST, 0)
+    body += _attr(RTA_TABLE, _U32.pack(table))
+    if prefixlen:
+        body += _attr(RTA_DST, socket.inet_pton(family, address))
+    if gateway is not None:
+        body += _attr(RTA_GATEWAY, socket.inet_pton(family, gateway))
+    if oif is not None:
+        body += _attr(RTA_OIF, _U32.pack(oif))
+    return body
+
+
+def nlmsg(kind: int, flags: int, seq: int, payload: bytes) -> bytes:
+    return _NLMSGHDR.pack(_NLMSGHDR.size + len(payload), kind, flags, seq, 0) + payload
+
+
+def parse_acks(data: bytes) -> Iterator[tuple[int, int]]:
+    """(seq, errno) for every NLMSG_ERROR in one datagram; errno 0 is a plain ACK."""
+    for kind, _flags, seq, body in parse_messages(data):
+        if kind == NLMSG_ERROR:
+            yield seq, -_ERR.unpack_from(body, 0)[0]
+
+
+def parse_messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
+    """(type, flags, seq, body) of every message in one datagram."""
+    offset = 0
+    while offset + _NLMSGHDR.size <= len(data):
+        length, kind, flags, seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _NLMSGHDR.size:
+            break
+        yield kind, flags, seq, data[offset + _NLMSGHDR.size:offset + length]
+        offset += (length + 3) & ~3
+
+
+def parse_attrs(body: bytes, offset: int) -> dict[int, bytes]:
+    """The attributes of a message body from ``offset`` on, by type (flags bits masked)."""
+    attrs = {}
+    while offset + _NLATTR.size <= len(body):
+        length, kind = _NLATTR.unpack_from(body, offset)
+        if length < _NLATTR.size:
+            break
+        attrs[kind & 0x3FFF] = body[offset + _NLATTR.size:offset + length]
+        offset += (length + 3) & ~3
+    return attrs
+
+
+@dataclass(frozen=True, slots=True)
+class NeighbourEntry:
+    """One entry of a neighbour dump, undecoded beyond the struct."""
+
+    family: int
+    ifindex: int
+    state: int
+    dst: bytes | None
+    lladdr: bytes | None
+
+
+def parse_neighbour(body: bytes) -> NeighbourEntry:
+    family, ifindex, state, _flags, _type = _NDMSG.unpack_from(body, 0)
+    attrs = parse_attrs(body, _NDMSG.size)
+    return NeighbourEntry(family, ifindex, state, attrs.get(NDA_DST), attrs.get(NDA_LLADDR))
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One message of a batch, and the entry it is about (named in its error)."""
+
+    obj: object
+    kind: int
+    flags: int
+    payload: bytes
+
+
+class BatchSocket:
+    """A raw NETLINK_ROUTE socket that sends Requests in chunks and reads back every ACK."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, RCVBUF)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
+        sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        sock.bind((0, 0))
+        self._sock = sock
+        self._seq = 0
+        self._lock = threading.Lock()  # one batch at a time: ACKs are read by sequence
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def execute(self, requests: Iterable[Request]) -> list[tuple[object, int]]:
+        """Send every request; return (obj, errno) of each one the kernel refused.
+
+        The kernel applies the messages one by one: a refused message does not stop the
+        ones after it, so the caller learns exactly which entries failed.
+        """
+        failures: list[tuple[object, int]] = []
+        chunk: list[Request] = []
+        with self._lock:
+            for request in requests:
+                chunk.append(request)
+                if len(chunk) == CHUNK:
+                    failures += self._send_chunk(chunk)
+                    chunk = []
+            if chunk:
+                failures += self._send_chunk(chunk)
+        return failures
+
+    def neighbours(self) -> list[NeighbourEntry]:
+        """Dump the neighbour table (all families), decoded with struct.
+
+        pyroute2 decodes a dump at ~8k entries/s here; a warm restart reads back 40,000
+        permanent entries, which struct does in a fraction of a second.
+        """
+        with self._lock:
+            for _attempt in range(5):
+                entries, interrupted = self._dump(RTM_GETNEIGH,
+                                                  _NDMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
+                if not interrupted:
+                    return [parse_neighbour(body) for body in entries]
+        raise DriverError("neighbour dump: the table kept changing during the dump",
+                          errno=errnos.EINTR)
+
+    def _dump(self, kind: int, payload: bytes) -> tuple[list[bytes], bool]:
+        """The bodies of a dump's answers, and whether the kernel flagged it inconsistent."""
+        self._seq += 1
+        seq = self._seq
+        self._sock.sendall(nlmsg(kind, NLM_F_REQUEST | NLM_F_DUMP, seq, payload))
+        bodies: list[bytes] = []
+        interrupted = False
+        while True:
+            ready, _, _ = select.select([self._sock], [], [], ACK_TIMEOUT)
+            if not ready:
+                raise DriverError("netlink dump: no answer", errno=errnos.ETIMEDOUT)
+            for msg_kind, flags, msg_seq, body in parse_messages(self._sock.recv(1 << 20)):
+                if msg_seq != seq:
+                    continue  # a late ACK of an abandoned batch
+                interrupted |= bool(flags & NLM_F_DUMP_INTR)
+                if msg_kind == NLMSG_DONE:
+                    return bodies, interrupted
+                if msg_kind == NLMSG_ERROR:
+                    err = -_ERR.unpack_from(body, 0)[0]
+                    raise DriverError(f"netlink dump: {os.strerror(err)}", errno=err)
+                bodies.append(body)
+
+    def _send_chunk(self, chunk: list[Request]) -> list[tuple[object, int]]:
+        first = self._seq + 1
+        self._seq += len(chunk)
+        pending = {first + i: r.obj for i, r in enumerate(chunk)}
+        data = b"".join(nlmsg(r.kind, r.flags, first + i, r.payload)
+                        for i, r in enumerate(chunk))
+        try:
+            self._sock.sendall(data)
+        except OSError as exc:
+            raise DriverError(f"netlink batch send: {exc.strerror}", obj=chunk[0].obj,
+                              errno=exc.errno) from exc
+        failures = []
+        while pending:
+            ready, _, _ = select.select([self._sock], [], [], ACK_TIMEOUT)
+            if not ready:
+                raise DriverError(f"netlink batch: no ACK for {len(pending)} messages "
+                                  f"in {ACK_TIMEOUT:.0f} s", obj=next(iter(pending.values())),
+                                  errno=errnos.ETIMEDOUT)
+            try:
+                data = self._sock.recv(65536)
+            except OSError as exc:  # ENOBUFS: ACKs were dropped, we cannot tell which
+                raise DriverError(f"netlink batch receive: {exc.strerror}",
+                                  obj=next(iter(pending.values())), errno=exc.errno) from exc
+            for seq, err in parse_acks(data):
+                if seq in pending:  # an ACK of an earlier, abandoned batch is not ours
+                    obj = pending.pop(seq)
+                    if err:
+                        failures.append((obj, err))
+        return failures

@@ -1,0 +1,145 @@
+"""Turning dumped messages into the values of state.py, in canonical form.
+
+Links, addresses, routes and rules come as pyroute2 messages; neighbours as the entries
+of the batch socket's struct-decoded dump (netlink_batch), which is ~15x faster.
+
+Only what the agent can own is returned, so the reconciler's ``actual - desired`` never
+proposes to delete what the kernel made itself: no IPv6 link-local or host-scope
+addresses, no connected or kernel routes (only proto static), no local table, no default
+rules, only permanent neighbours. Anything of that kind that our values cannot express
+(a multipath route, a rule on fwmark) is left out rather than misread as something else.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dvr_agent.drivers.netlink_batch import (
+    NUD_PERMANENT,
+    RTN_UNICAST,
+    RTPROT_STATIC,
+    NeighbourEntry,
+)
+from dvr_agent.drivers.netlink_values import LOCAL_TABLE
+from dvr_agent.state import Address, Neighbour, Route, Rule
+
+IFF_UP = 0x1
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_HOST = 254
+FR_ACT_TO_TBL = 1
+# (family, priority, table) of the rules every namespace starts with
+DEFAULT_RULES = frozenset({
+    (socket.AF_INET, 0, 255), (socket.AF_INET, 32766, 254), (socket.AF_INET, 32767, 253),
+    (socket.AF_INET6, 0, 255), (socket.AF_INET6, 32766, 254),
+})
+# rule selectors that Rule cannot express: a rule using one is somebody else's
+_FOREIGN_RULE_ATTRS = ("FRA_DST", "FRA_OIFNAME", "FRA_FWMARK", "FRA_FWMASK", "FRA_L3MDEV",
+                       "FRA_UID_RANGE", "FRA_IP_PROTO", "FRA_SPORT_RANGE", "FRA_DPORT_RANGE",
+                       "FRA_GOTO", "FRA_TUN_ID")
+
+
+@dataclass(frozen=True, slots=True)
+class LinkInfo:
+    """A device as the reconciler diffs it against a state.Link.
+
+    ``peer_index`` is IFLA_LINK (a veth's other end); ``peer_namespace_id`` is the nsid,
+    as *this* namespace numbers it, of the namespace that end lives in, or None when
+    it is in this namespace (compare with ``Netlink.namespace_id``). ``master`` is the
+    index of a bridge or bond the device is enslaved to.
+    """
+
+    index: int
+    name: str
+    kind: str | None  # 'veth', 'tun', 'openvswitch', ... (None: a plain device such as lo)
+    mac: str | None
+    mtu: int
+    up: bool
+    peer_index: int | None = None
+    peer_namespace_id: int | None = None
+    master: int | None = None
+
+
+def link_info(msg) -> LinkInfo:
+    linkinfo = msg.get_attr("IFLA_LINKINFO")
+    kind = linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo is not None else None
+    mac = msg.get_attr("IFLA_ADDRESS")
+    peer = msg.get_attr("IFLA_LINK")
+    peer_nsid = msg.get_attr("IFLA_LINK_NETNSID")
+    return LinkInfo(
+        index=msg["index"],
+        name=msg.get_attr("IFLA_IFNAME"),
+        kind=kind,
+        mac=mac.lower() if mac else None,
+        mtu=msg.get_attr("IFLA_MTU"),
+        up=bool(msg["flags"] & IFF_UP),
+        # in another namespace the peer may well have the same index as this end
+        peer_index=peer if peer and (peer != msg["index"] or peer_nsid is not None) else None,
+        peer_namespace_id=peer_nsid,
+        master=msg.get_attr("IFLA_MASTER"),
+    )
+
+
+def address_of(msg, names: Mapping[int, str]) -> Address | None:
+    """IPv4 and global IPv6 addresses; never link-local IPv6 nor host scope (127.0.0.1)."""
+    family, scope = msg["family"], msg["scope"]
+    if scope == RT_SCOPE_HOST or (family == socket.AF_INET6 and scope != RT_SCOPE_UNIVERSE):
+        return None
+    # IFA_LOCAL is the device's own address (IFA_ADDRESS is the peer on point-to-point)
+    addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+    device = names.get(msg["index"])
+    if addr is None or device is None:
+        return None
+    return Address(device, str(ipaddress.ip_interface(f"{addr}/{msg['prefixlen']}")))
+
+
+def route_of(msg, names: Mapping[int, str]) -> Route | None:
+    """Unicast routes with proto static, in any table but local; single-path only."""
+    table = msg.get_attr("RTA_TABLE") or msg["table"]
+    if msg["proto"] != RTPROT_STATIC or msg["type"] != RTN_UNICAST or table == LOCAL_TABLE \
+            or msg.get_attr("RTA_MULTIPATH") is not None:
+        return None
+    family = msg["family"]
+    dst = msg.get_attr("RTA_DST") or ("0.0.0.0" if family == socket.AF_INET else "::")
+    oif = msg.get_attr("RTA_OIF")
+    device = names.get(oif) if oif is not None else None
+    gateway = msg.get_attr("RTA_GATEWAY")
+    return Route(
+        dst=str(ipaddress.ip_network(f"{dst}/{msg['dst_len']}")),
+        table=table,
+        gateway=str(ipaddress.ip_address(gateway)) if gateway else None,
+        device=device,
+    )
+
+
+def rule_of(msg) -> Rule | None:
+    """Lookup rules on source and/or input device, without the kernel's default rules.
+
+    A rule without a source reads the same in IPv4 and IPv6; as a Rule it is one value.
+    """
+    family = msg["family"]
+    table = msg.get_attr("FRA_TABLE") or msg["table"]
+    priority = msg.get_attr("FRA_PRIORITY") or 0
+    src = msg.get_attr("FRA_SRC")
+    iif = msg.get_attr("FRA_IIFNAME")
+    if msg["action"] != FR_ACT_TO_TBL or msg["dst_len"] or msg["tos"] \
+            or any(msg.get_attr(a) is not None for a in _FOREIGN_RULE_ATTRS):
+        return None
+    if src is None and iif is None and (family, priority, table) in DEFAULT_RULES:
+        return None
+    src_net = str(ipaddress.ip_network(f"{src}/{msg['src_len']}")) if src else None
+    return Rule(priority=priority, table=table, src=src_net, iif=iif)
+
+
+def neighbour_of(entry: NeighbourEntry, names: Mapping[int, str]) -> Neighbour | None:
+    """Permanent IPv4/IPv6 entries only: the kernel's own (reachable, stale) come and go."""
+    if not entry.state & NUD_PERMANENT or entry.family not in (socket.AF_INET, socket.AF_INET6):
+        return None
+    device = names.get(entry.ifindex)
+    if entry.dst is None or entry.lladdr is None or device is None:
+        return None
+    ip = socket.inet_ntop(socket.AF_INET, entry.dst) if entry.family == socket.AF_INET \
+        else str(ipaddress.ip_address(entry.dst))
+    return Neighbour(device, ip, entry.lladdr.hex(":"))
