@@ -30,8 +30,9 @@ class Subnet:
     def from_dict(cls, d: Any) -> Subnet:
         cidr = f.field(d, "cidr", f.cidr)
         gateway = f.field(d, "gateway_ip", f.ip, default=None)
-        if gateway is not None and gateway not in cidr:
-            raise PayloadError("gateway_ip", str(gateway), f"not in subnet {cidr}")
+        if gateway is not None and gateway.version != cidr.version:
+            # Outside the CIDR is allowed (neutron adds an on-link route for it).
+            raise PayloadError("gateway_ip", str(gateway), f"IP version differs from {cidr}")
         return cls(id=f.field(d, "id", f.uuid), cidr=cidr, gateway_ip=gateway)
 
 
