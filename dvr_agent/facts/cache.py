@@ -371,7 +371,7 @@ class Facts:
             return frozenset()
         self._segments[network_id] = segment
         keys = set(self._network_keys([network_id]))
-        keys |= self._router_keys(self._net_routers.get(network_id, ()))
+        keys |= self._router_keys(self._index.by_network.get(network_id, ()))
         if network_id in self._fip_ready:
             keys.add(state.fip_key(network_id))
         return frozenset(keys)
