@@ -1,5 +1,6 @@
 """Models accept what neutron-server really sends and reject malformed input naming the field."""
 
+import contextlib
 import copy
 
 import pytest
@@ -140,10 +141,8 @@ def _mutations(base):
 @given(st.data())
 def test_fuzzed_router_payloads_raise_only_payload_error(data):
     payload = _mutations(_with_fip_router())(data)
-    try:
+    with contextlib.suppress(PayloadError):  # anything else fails the test
         Router.from_dict(payload)
-    except PayloadError:
-        pass
 
 
 @settings(max_examples=200, deadline=None)
@@ -151,7 +150,5 @@ def test_fuzzed_router_payloads_raise_only_payload_error(data):
 def test_arbitrary_json_raises_only_payload_error(value):
     for parse in (Router.from_dict, Port.from_dict, ArpEntry.from_kwargs, fdb_entries,
                   dvr_macs, DevicesDetails.from_dict, tunnel_sync_reply, router_ids):
-        try:
+        with contextlib.suppress(PayloadError):
             parse(value)
-        except PayloadError:
-            pass
