@@ -1,0 +1,89 @@
+"""The DVR flows of one router on this host (digest §3.5 A/B/C; the seed's flows).
+
+Every host answers for the same gateway IP and MAC, so:
+- frames to the gateway MAC never leave the host, ARP for the gateway IP never reaches a
+  tunnel, and frames from the gateway MAC leave with this host's DVR MAC as source
+  (br-tun DVR_PROCESS, the seed's ``mod_dl_src`` lines);
+- frames arriving from another host's DVR MAC get the gateway MAC back as source and go
+  straight to the local VM (or sg- on the snat host) they are for (br-int tables 1, 60);
+- ARP replies the br-tun responder addressed to our DVR MAC go back to the gateway MAC.
+Only interfaces that hold their subnet's gateway IP are DVR interfaces (Neutron's rule).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from dvr_agent import names
+from dvr_agent.compiler import tables as t
+from dvr_agent.compiler.ports import ovs_port_name
+from dvr_agent.facts import Facts
+from dvr_agent.models import FixedIp, Port, Router
+from dvr_agent.state import Flow
+
+
+def router_dvr_flows(facts: Facts, router: Router, key: str) -> list[Flow]:
+    flows: list[Flow] = []
+    flow = t.FlowWriter.for_key(key)
+    for port in router.interfaces:
+        vlan = facts.local_vlan(port.network_id)
+        if vlan is None:
+            continue
+        for fixed in port.ipv4_fixed_ips():
+            if _is_gateway(port, fixed):
+                flows += _interface_flows(facts, flow, port, fixed.ip, vlan)
+                flows += _delivery_flows(facts, router, flow, port, fixed.subnet_id, vlan)
+    return flows
+
+
+def _is_gateway(port: Port, fixed: FixedIp) -> bool:
+    subnet = port.subnet(fixed.subnet_id)
+    return subnet is None or subnet.gateway_ip in (None, fixed.ip)
+
+
+def _interface_flows(facts: Facts, flow: t.FlowWriter, port: Port,
+                     gateway_ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                     vlan: int) -> list[Flow]:
+    """(A) flows of a qr- port: gateway MAC G, host DVR MAC D, local VLAN L."""
+    cfg, mac, own = facts.config, port.mac, facts.own_dvr_mac
+    tun, br_int = cfg.tunnel_bridge, cfg.integration_bridge
+    flows = [
+        flow(tun, t.TUN_DVR_PROCESS, 2, (f"dl_vlan={vlan}", f"dl_dst={mac}"), "drop"),
+        flow(tun, t.TUN_FLOOD_TO_TUN, 3, ("arp", f"dl_vlan={vlan}", f"arp_tpa={gateway_ip}"),
+             "drop"),
+    ]
+    if own is None:
+        return flows  # no DVR MAC yet: nothing may leave with the gateway MAC as source
+    flows += [
+        flow(tun, t.TUN_DVR_PROCESS, 1, (f"dl_vlan={vlan}", f"dl_src={mac}"),
+             f"mod_dl_src:{own},resubmit(,{t.TUN_PATCH_LV_TO_TUN})"),
+        flow(br_int, t.INT_LOCAL_SWITCHING, 99,
+             ("arp", f"dl_dst={own}", "arp_op=2", f"arp_tha={mac}"),
+             f"mod_dl_dst:{mac},resubmit(,{t.INT_TRANSIENT})"),
+    ]
+    ofport = facts.ofport(ovs_port_name(facts, names.qr_device_name(port.id)))
+    if ofport is not None:
+        flows.append(flow(br_int, t.INT_ARP_DVR_MAC_TO_DST_MAC, 5,
+                          (f"dl_vlan={vlan}", f"dl_dst={own}"),
+                          f"mod_dl_dst:{mac},strip_vlan,output:{ofport}"))
+    return flows
+
+
+def _delivery_flows(facts: Facts, router: Router, flow: t.FlowWriter, port: Port,
+                    subnet_id: str, vlan: int) -> list[Flow]:
+    """(B) per local VIF on the subnet, (C) per sg- of the subnet on the snat host."""
+    targets = [(vif.mac, facts.ofport(vif.port_name)) for vif in facts.vifs_on_subnet(subnet_id)]
+    if facts.is_snat_host(router):
+        targets += [(sg.mac, facts.ofport(ovs_port_name(facts, names.sg_device_name(sg.id))))
+                    for sg in router.snat_interfaces
+                    if any(x.subnet_id == subnet_id for x in sg.fixed_ips)]
+    br_int = facts.config.integration_bridge
+    flows = []
+    for mac, ofport in targets:
+        if ofport is None:
+            continue
+        match = (f"dl_vlan={vlan}", f"dl_dst={mac}")
+        flows.append(flow(br_int, t.INT_DVR_TO_SRC_MAC, 20, match,
+                          f"mod_dl_src:{port.mac},resubmit(,{t.INT_TRANSIENT})"))
+        flows.append(flow(br_int, t.INT_TRANSIENT, 20, match, f"strip_vlan,output:{ofport}"))
+    return flows

@@ -1,0 +1,50 @@
+"""The one error of the models: a payload field that is missing or wrong.
+
+Its path grows while the error propagates out of nested parsers, so a bad document names
+the exact field (``routers[2]._floatingips[0].fixed_ip_address``): that path is what the
+agent logs, and nothing past the parser ever sees a half-valid payload.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_VALUE_REPR_MAX = 80  # a 10 MB string must not end up 10 MB long in a log line
+
+
+class PayloadError(ValueError):
+    """``path`` is the field, ``value`` what it held, ``reason`` what is wrong with it."""
+
+    def __init__(self, path: str, value: object, reason: str) -> None:
+        self.path = path
+        self.value = value
+        self.reason = reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        shown = repr(self.value)
+        if len(shown) > _VALUE_REPR_MAX:
+            shown = shown[:_VALUE_REPR_MAX] + "..."
+        where = self.path or "<payload>"
+        return f"{where}: {self.reason} (got {shown})"
+
+    def within(self, segment: str | int) -> PayloadError:
+        """The same error seen from one level up: ``key`` or ``[index]`` is prepended."""
+        if isinstance(segment, int):
+            head = f"[{segment}]"
+            path = head + ("" if not self.path else
+                           self.path if self.path.startswith("[") else "." + self.path)
+        else:
+            path = segment if not self.path else (
+                segment + self.path if self.path.startswith("[") else f"{segment}.{self.path}")
+        return PayloadError(path, self.value, self.reason)
+
+
+@contextmanager
+def at(segment: str | int) -> Iterator[None]:
+    """Run a nested parse under ``segment``: its PayloadError comes out with the longer path."""
+    try:
+        yield
+    except PayloadError as e:
+        raise e.within(segment) from None
