@@ -1,0 +1,55 @@
+import threading
+import time
+
+from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_RESYNC, WorkQueue
+from dvr_agent.reconcile.actual import Aspect
+
+
+def test_ten_updates_of_one_key_make_one_entry_with_merged_aspects():
+    q = WorkQueue()
+    for _ in range(5):
+        q.put("router:a", Aspect.NEIGH)
+    q.put("router:a", Aspect.FLOWS)
+    assert len(q) == 1
+    assert q.take(10, timeout=0) == {"router:a": Aspect.NEIGH | Aspect.FLOWS}
+
+
+def test_events_go_before_periodic_resync():
+    q = WorkQueue()
+    q.put("router:resync", priority=PRIORITY_RESYNC)
+    q.put("router:event", priority=PRIORITY_EVENT)
+    assert list(q.take(1, timeout=0)) == ["router:event"]
+    assert list(q.take(1, timeout=0)) == ["router:resync"]
+
+
+def test_an_event_promotes_a_key_already_queued_for_resync():
+    q = WorkQueue()
+    q.put("router:a", priority=PRIORITY_RESYNC)
+    q.put("router:b", priority=PRIORITY_RESYNC)
+    q.put("router:b", priority=PRIORITY_EVENT)
+    assert list(q.take(1, timeout=0)) == ["router:b"]
+
+
+def test_failed_keys_come_back_after_a_growing_backoff():
+    q = WorkQueue()
+    first = q.retry("router:a")
+    second = q.retry("router:a")
+    assert second == 2 * first
+    assert q.take(1, timeout=0) == {}
+    assert "router:a" in q.take(1, timeout=first * 4)
+    q.succeeded("router:a")
+    assert q.retry("router:a") == first
+
+
+def test_take_waits_for_a_put_from_another_thread():
+    q = WorkQueue()
+    threading.Timer(0.05, q.put, args=("router:late",)).start()
+    started = time.monotonic()
+    assert list(q.take(1, timeout=5)) == ["router:late"]
+    assert time.monotonic() - started < 5
+
+
+def test_close_releases_a_waiting_taker():
+    q = WorkQueue()
+    threading.Timer(0.05, q.close).start()
+    assert q.take(1) == {}
