@@ -99,6 +99,10 @@ class WorkQueue:
             now = time.monotonic()
             return max((now - e.queued_at for e in self._entries.values()), default=0.0)
 
+    def keys(self) -> frozenset[str]:
+        with self._cond:
+            return frozenset(self._entries)
+
     def __len__(self) -> int:
         with self._cond:
             return len(self._entries)

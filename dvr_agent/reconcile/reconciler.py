@@ -43,6 +43,7 @@ class PassResult:
     changed_keys: dict[str, str] = field(default_factory=dict)  # key -> summary
     pending: set[str] = field(default_factory=set)
     failed: dict[str, Exception] = field(default_factory=dict)
+    follow_up: frozenset[str] = frozenset()  # keys outside the pass that need one
     seconds: float = 0.0
 
     @property
@@ -54,7 +55,7 @@ class Reconciler:
     def __init__(self, drivers: Drivers, compile_keys: CompileKeys,
                  wanted_keys: Callable[[], frozenset[str]],
                  bridges: Callable[[], Iterable[str]],
-                 refresh_ofports: Callable[[], None], workers: int = 4) -> None:
+                 refresh_ofports: Callable[[], frozenset[str]], workers: int = 4) -> None:
         self._d = drivers
         self._compile = compile_keys
         self._wanted = wanted_keys
@@ -85,10 +86,13 @@ class Reconciler:
             with_new_ports = self._applier.apply_before_flows(changing, applied)
             flow_diffs = {d.key: (d.flows_add, d.flows_del) for d in changing}
             if with_new_ports:
-                # ports just got their ofports: flows that name them can be compiled now
-                self._refresh_ofports()
-                recompiled = self._desired({k: keys[k] for k in with_new_ports})
-                for key in with_new_ports:
+                # ports just got their ofports: flows that name them can be compiled now;
+                # keys outside this pass that name them are handed back as follow-ups
+                touched = self._refresh_ofports()
+                again = (touched | with_new_ports) & set(flow_diffs)
+                result.follow_up = frozenset(touched - again)
+                recompiled = self._desired({k: keys[k] for k in again})
+                for key in again:
                     flow_diffs[key] = diff_flows(recompiled[key].flows, actual[key].flows)
             self._applier.apply_flows(flow_diffs, applied)
             self._applier.apply_removals(changing, applied)

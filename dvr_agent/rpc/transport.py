@@ -1,7 +1,7 @@
-"""The oslo.messaging transport, on threads, with Neutron's exchange and context format.
+"""The oslo.messaging transport with Neutron's exchange and context format.
 
-oslo.messaging's import pulls in oslo.service, whose default backend is eventlet; selecting
-the threading backend first keeps eventlet out of the process (see dvr_agent.threads_only).
+oslo.messaging's import pulls in oslo.service, whose default backend is eventlet;
+dvr_agent.threads_only (run when the package is imported) makes it threads.
 """
 
 from __future__ import annotations
@@ -9,14 +9,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from oslo_service import backend as _service_backend
+import oslo_messaging
+from oslo_config import cfg
 
-_service_backend.init_backend(_service_backend.BackendType.THREADING)
-
-import oslo_messaging  # noqa: E402 - must follow the backend selection above
-from oslo_config import cfg  # noqa: E402
-
-from dvr_agent.rpc import protocol  # noqa: E402
+from dvr_agent.rpc import protocol
 
 
 def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> oslo_messaging.Transport:

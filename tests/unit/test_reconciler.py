@@ -98,7 +98,7 @@ def setup():
     host = FakeHost()
     world = World(host)
     rec = Reconciler(host.drivers(), world.compile, lambda: frozenset(world.wanted),
-                     lambda: ["br-int", "br-tun"], lambda: None, workers=2)
+                     lambda: ["br-int", "br-tun"], lambda: frozenset(), workers=2)
     yield host, world, rec
     rec.close()
 

@@ -1,0 +1,318 @@
+"""dvr-agent's life: start without disturbing anything, converge, serve events, stop clean.
+
+Start: connect to OVSDB, learn this host's DVR MAC (a clear fatal error if the server
+never gives one: DVR cannot work without it), report as both of Neutron's agents, fetch
+every router (``get_router_ids`` + ``sync_routers`` in chunks), then converge: read what
+exists, apply only the difference. Nothing is flushed first, so a restart with
+everything in place changes nothing and no packet is lost. Only after that first full
+sync are namespaces, ports and flows of ours that the server no longer wants removed.
+
+Threads: the fetcher (every server call), the reconciler (one pass at a time over the
+queued keys), the heartbeat, housekeeping (canary, periodic comparison, watchdog,
+status) and oslo.messaging's listeners. SIGTERM stops them within seconds and leaves the
+data plane exactly as it is.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import threading
+import time
+
+import oslo_messaging
+import tenacity
+from oslo_config import cfg
+
+from dvr_agent import models
+from dvr_agent.agent import config as agent_config
+from dvr_agent.agent import statefile
+from dvr_agent.agent.core import AgentCore
+from dvr_agent.agent.dataplane import NetlinkCache, build_drivers
+from dvr_agent.agent.fetcher import Fetcher
+from dvr_agent.agent.heartbeat import Heartbeat
+from dvr_agent.agent.housekeeping import Housekeeping
+from dvr_agent.agent.notifications import (
+    L3AgentNotifications,
+    OvsAgentNotifications,
+    rpc_servers,
+)
+from dvr_agent.agent.sdnotify import Notifier
+from dvr_agent.agent.vifs import VifTracker
+from dvr_agent.agent.workqueue import WorkQueue
+from dvr_agent.drivers.errors import DriverError
+from dvr_agent.drivers.ovsdb import Ovsdb
+from dvr_agent.facts import AgentConfig, Allocations, Facts
+from dvr_agent.models import PayloadError
+from dvr_agent.reconcile.actual import Aspect
+from dvr_agent.reconcile.reconciler import PassResult, Reconciler
+from dvr_agent.rpc import protocol
+from dvr_agent.rpc.agent_clients import ServerApi
+from dvr_agent.rpc.transport import get_transport
+from dvr_agent.state import KeyKind, split_key
+
+LOG = logging.getLogger(__name__)
+INITIAL_PASSES = 5  # pending keys (a veth waiting for the other side) settle in 2-3
+
+
+class FatalError(Exception):
+    """The agent cannot run; the message says why, in one line."""
+
+
+class Daemon:
+    def __init__(self, conf: cfg.ConfigOpts) -> None:
+        self.conf = conf
+        self.host = conf.host
+        self.notifier = Notifier()
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        try:
+            self.transport = get_transport(conf)
+        except oslo_messaging.InvalidTransportURL as exc:
+            raise FatalError(f"[DEFAULT] transport_url is not usable: {exc}") from None
+        self.api = ServerApi(self.transport, self.host, conf.agent.rpc_timeout)
+        self.ovsdb = Ovsdb(conf.ovs.ovsdb_connection)
+        self.netlink = NetlinkCache()
+        self.drivers = build_drivers(self.ovsdb, conf.ovs.ovs_rundir, self.netlink)
+        self.queue = WorkQueue()
+        self.loop_alive = time.monotonic()
+        self.last_pass: PassResult | None = None
+        self.passes = 0
+        self._threads: list[threading.Thread] = []
+        self._servers: list[oslo_messaging.MessageHandlingServer] = []
+        self._fip_status: dict[str, dict[str, str]] = {}
+        self._stopped = False
+
+    # ------------------------------------------------------------ start
+
+    def start(self) -> None:
+        started = time.monotonic()
+        self.notifier.status("connecting to OVSDB")
+        try:
+            self.ovsdb.start()
+        except DriverError as exc:
+            raise FatalError(f"cannot use OVSDB at {self.conf.ovs.ovsdb_connection}: {exc}") \
+                from None
+        saved = self._saved_allocations()
+        self.facts = Facts(self._agent_config(), saved)
+        self._saved = saved
+        self.core = AgentCore(self.facts, self.queue)
+        self.fetcher = Fetcher(self.core, self.api, self.conf.agent.sync_chunk_size,
+                               on_vif_details=lambda d, n: self.vifs.on_details(d, n))
+        self.vifs = VifTracker(self.core, self.fetcher, self.ovsdb,
+                               self.conf.ovs.integration_bridge)
+        self.reconciler = Reconciler(self.drivers, self.core.compile, self.core.wanted,
+                                     self._bridges, self._refresh_ofports,
+                                     workers=self.conf.agent.workers)
+        self.notifier.status("asking the server for this host's DVR MAC")
+        self._learn_dvr_macs_and_tunnels()
+        self._serve_notifications()
+        self.heartbeat = Heartbeat(self)
+        self._spawn("heartbeat", self.heartbeat.run)
+        self._spawn("fetcher", self.fetcher.run)
+        self.vifs.start()
+        self.notifier.status("full sync with the server")
+        self.fetcher.request_full_sync()
+        while self.fetcher.full_syncs == 0:
+            if self.stopping.wait(0.05):
+                return
+        self._converge()
+        self._spawn("reconciler", self._reconcile_loop)
+        self.housekeeping = Housekeeping(self)
+        self._spawn("housekeeping", self.housekeeping.run)
+        self.ready.set()
+        status = self.status_line(f"ready in {time.monotonic() - started:.1f} s")
+        LOG.info("dvr-agent on %s: %s", self.host, status)
+        self.notifier.ready(status)
+
+    def _agent_config(self) -> AgentConfig:
+        ovs = self.conf.ovs
+        return AgentConfig(
+            host=self.host, agent_mode=self.conf.agent.agent_mode,
+            local_ip=ipaddress.IPv4Address(ovs.local_ip),
+            integration_bridge=ovs.integration_bridge, tunnel_bridge=ovs.tunnel_bridge,
+            bridge_mappings=tuple(agent_config.bridge_mappings(self.conf).items()),
+            datapath_type=ovs.datapath_type, ovs_use_veth=ovs.ovs_use_veth,
+            vxlan_udp_port=ovs.vxlan_udp_port)
+
+    def _saved_allocations(self) -> Allocations:
+        """What the last run handed out; local VLANs also from OVSDB if the file is gone
+        (ports carry Neutron's ``other_config:net_uuid`` beside their tag)."""
+        data = statefile.load(self.conf.state_path)
+        vlans = {str(k): int(v) for k, v in data.get("local_vlans", {}).items()}
+        if not vlans:
+            for port in self.ovsdb.ports(self.conf.ovs.integration_bridge).values():
+                net = port.other_config.get("net_uuid")
+                if net and port.tag:
+                    vlans.setdefault(net, port.tag)
+        return Allocations(local_vlans=vlans,
+                           link_local={str(k): str(v)
+                                       for k, v in data.get("link_local", {}).items()},
+                           fip_priorities={str(k): int(v)
+                                           for k, v in data.get("fip_priorities", {}).items()})
+
+    def _learn_dvr_macs_and_tunnels(self) -> None:
+        retry = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.conf.agent.dvr_mac_attempts),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+            retry=tenacity.retry_if_exception_type(oslo_messaging.MessagingException),
+            before_sleep=lambda s: LOG.warning("server not answering yet (%s): retrying",
+                                               s.outcome.exception()),
+            reraise=True)
+        try:
+            own = retry(self.api.get_dvr_mac_address_by_host)
+            macs = retry(self.api.get_dvr_mac_address_list)
+            peers = retry(self.api.tunnel_sync, self.conf.ovs.local_ip)
+        except oslo_messaging.MessagingException as exc:
+            raise FatalError(
+                f"no DVR MAC for {self.host} from the server after "
+                f"{self.conf.agent.dvr_mac_attempts} attempts ({exc.__class__.__name__}: "
+                f"{exc}); distributed routing cannot work without one") from None
+        try:
+            own_mac = models.HostMac.from_dict(own)
+            all_macs = models.dvr_macs({"dvr_macs": macs})
+            tunnels = models.tunnel_sync_reply(peers)
+        except PayloadError as exc:
+            raise FatalError(f"the server's DVR MAC or tunnel answer is unusable: {exc}") \
+                from None
+        LOG.info("DVR MAC of %s: %s; %d other hosts, %d tunnel peers", self.host,
+                 own_mac.mac, len(all_macs) - 1, len(tunnels))
+        self.core.change(lambda f: f.set_own_dvr_mac(own_mac.mac) | f.set_dvr_macs(all_macs)
+                         | f.set_tunnel_peers(tunnels))
+
+    def _serve_notifications(self) -> None:
+        l3 = L3AgentNotifications(self.core, self.fetcher)
+        ovs = OvsAgentNotifications(self.core, self.fetcher, self.vifs, self.host)
+        self._servers = rpc_servers(self.transport, self.host, l3, ovs)
+        for server in self._servers:
+            server.start()
+
+    def _converge(self) -> None:
+        """The first passes: everything wanted, then what is ours but no longer wanted."""
+        self.notifier.status("converging")
+        keys = dict.fromkeys(self.core.wanted(), Aspect.ALL)
+        for _ in range(INITIAL_PASSES):
+            result = self._run_pass(keys)
+            keys = dict.fromkeys(set(result.pending) | set(result.failed), Aspect.ALL)
+            if not keys:
+                break
+        stale = self.reconciler.stale_keys()
+        if stale:
+            LOG.info("removing what the server no longer wants here: %s", ", ".join(sorted(stale)))
+            self._run_pass(dict.fromkeys(stale, Aspect.ALL))
+        self.reconciler.delete_stale_flows()
+        self.core.change_quietly(lambda f: f.forget_unclaimed_allocations() or ())
+        self._persist_allocations()
+
+    # ------------------------------------------------------------ passes
+
+    def _reconcile_loop(self) -> None:
+        while not self.stopping.is_set():
+            self.loop_alive = time.monotonic()
+            keys = self.queue.take(self.conf.agent.pass_max_keys, timeout=1.0)
+            if keys:
+                self._run_pass(keys)
+
+    def _run_pass(self, keys: dict[str, Aspect]) -> PassResult:
+        try:
+            result = self.reconciler.run_pass(keys)
+        except Exception as exc:  # a bug or a driver that broke mid-read: retry later
+            LOG.exception("reconcile pass over %d keys failed", len(keys))
+            result = PassResult(keys=len(keys), failed=dict.fromkeys(keys, exc))
+        for key, aspect in keys.items():
+            if key in result.failed or key in result.pending:
+                self.queue.retry(key, aspect)
+            else:
+                self.queue.succeeded(key)
+        if result.follow_up:
+            self.queue.put_many(result.follow_up, Aspect.FLOWS)
+        self.passes += 1
+        self.last_pass = result
+        self.vifs.after_pass(self.queue.keys() | set(result.failed) | set(result.pending))
+        self._report_fip_statuses(keys, result)
+        self._persist_allocations()
+        return result
+
+    def _refresh_ofports(self) -> frozenset[str]:
+        ports = self.ovsdb.ports()
+        return self.core.change_quietly(
+            lambda f: frozenset().union(*(f.set_ofport(n, p.ofport) for n, p in ports.items())))
+
+    def _bridges(self) -> list[str]:
+        return [self.conf.ovs.integration_bridge, self.conf.ovs.tunnel_bridge,
+                *agent_config.bridge_mappings(self.conf).values()]
+
+    def _report_fip_statuses(self, keys, result: PassResult) -> None:
+        """ACTIVE for the floating IPs a router routes here, DOWN for those it no longer
+        does; only changes are sent (update_floatingip_statuses)."""
+        for key in keys:
+            kind, router_id = split_key(key)
+            if kind is not KeyKind.ROUTER or key in result.failed or key in result.pending:
+                continue
+            now = self.core.read(lambda f, r=router_id: _active_fips(f, r))
+            before = self._fip_status.get(router_id, {})
+            changed = {fid: protocol.FLOATINGIP_STATUS_ACTIVE for fid in now
+                       if before.get(fid) != protocol.FLOATINGIP_STATUS_ACTIVE}
+            changed |= {fid: protocol.FLOATINGIP_STATUS_DOWN for fid in before if fid not in now}
+            if changed:
+                self.fetcher.report_fip_statuses(router_id, changed)
+            if now:
+                self._fip_status[router_id] = dict.fromkeys(now, protocol.FLOATINGIP_STATUS_ACTIVE)
+            else:
+                self._fip_status.pop(router_id, None)
+
+    def _persist_allocations(self) -> None:
+        current = self.core.read(lambda f: f.allocations())
+        if current == self._saved:
+            return
+        statefile.save(self.conf.state_path, {"local_vlans": dict(current.local_vlans),
+                                              "link_local": dict(current.link_local),
+                                              "fip_priorities": dict(current.fip_priorities)})
+        self._saved = current
+
+    # ------------------------------------------------------------ status and stop
+
+    def status_line(self, prefix: str = "") -> str:
+        routers = self.core.read(lambda f: len(f.routers))
+        last = self.fetcher.last_full_sync
+        age = f"last full sync {time.monotonic() - last:.0f} s ago" if last else "no full sync"
+        parts = [prefix] if prefix else []
+        parts += [f"{routers} routers", f"{self.vifs.count()} VIFs", age,
+                  f"{len(self.queue)} queued"]
+        return ", ".join(parts)
+
+    def _spawn(self, name: str, target) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        """Stop serving; leave every namespace, port and flow exactly as it is."""
+        if self._stopped:
+            return
+        self._stopped = True
+        LOG.info("stopping; the data plane stays as it is")
+        self.stopping.set()
+        self.notifier.stopping()
+        self.queue.close()
+        if hasattr(self, "fetcher"):
+            self.fetcher.stop()
+        for server in self._servers:
+            server.stop()
+        for server in self._servers:
+            server.wait()
+        deadline = time.monotonic() + 3
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if hasattr(self, "reconciler"):
+            self.reconciler.close()
+        self.ovsdb.stop()
+        self.netlink.close()
+        self.transport.cleanup()
+
+
+def _active_fips(facts: Facts, router_id: str) -> set[str]:
+    router = facts.routers.get(router_id)
+    if router is None or router.external_network_id not in facts.fip_networks():
+        return set()
+    return {fip.id for fip in facts.local_fips(router) if facts.fip_priority(fip) is not None}

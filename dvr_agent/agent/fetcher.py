@@ -1,0 +1,315 @@
+"""Everything the agent asks the server, on one thread: coalesced, retried, never destructive.
+
+Notifications mostly say "router R changed": the facts come from ``sync_routers``, as
+with Neutron's agents. Requests are sets, so ten ``routers_updated`` for one router
+before the fetch make one call. After routers change, what they imply is fetched too:
+the ARP table of a new subnet (``get_ports_by_subnet``), how a network is carried
+(``get_devices_details_list_and_failed_devices`` for one of its ports), our floating-IP
+gateway port on an external network (``get_agent_gateway_port``).
+
+When the server or the broker cannot be reached, the work stays queued and is retried
+with a growing wait. Nothing is ever removed from the host because a call failed: a
+router goes only when the server answers without it (Neutron bug 1871850).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import oslo_messaging
+
+from dvr_agent import models
+from dvr_agent.agent.core import AgentCore
+from dvr_agent.agent.workqueue import PRIORITY_RESYNC
+from dvr_agent.facts import Facts
+from dvr_agent.models import PayloadError
+from dvr_agent.reconcile.actual import Aspect
+from dvr_agent.rpc.agent_clients import ServerApi
+
+LOG = logging.getLogger(__name__)
+
+MIN_CHUNK = 32
+RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+
+
+class ServerUnavailable(Exception):
+    """The server or the broker did not answer; the work is kept for later."""
+
+
+@dataclass
+class _Work:
+    full_sync: bool = False
+    routers: set[str] = field(default_factory=set)
+    devices: dict[str, str] = field(default_factory=dict)  # port id -> port name on br-int
+    devices_up: set[str] = field(default_factory=set)
+    devices_down: set[str] = field(default_factory=set)
+    fip_statuses: dict[str, dict[str, str]] = field(default_factory=dict)  # router -> fip -> s
+
+    def __bool__(self) -> bool:
+        return bool(self.full_sync or self.routers or self.devices or self.devices_up
+                    or self.devices_down or self.fip_statuses)
+
+
+class Fetcher:
+    def __init__(self, core: AgentCore, api: ServerApi, chunk_size: int,
+                 on_vif_details: Callable[[models.DeviceDetails, str], None]) -> None:
+        self._core = core
+        self._api = api
+        self._chunk = chunk_size
+        self._on_vif_details = on_vif_details
+        self._work = _Work()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._failures = 0
+        self.full_syncs = 0
+        self.last_full_sync: float | None = None  # monotonic time of the last success
+        self.last_full_sync_seconds: float | None = None
+
+    # ------------------------------------------------------------ requests (any thread)
+
+    def request_full_sync(self) -> None:
+        self._add(lambda w: setattr(w, "full_sync", True))
+
+    def request_routers(self, router_ids) -> None:
+        self._add(lambda w: w.routers.update(router_ids))
+
+    def request_device(self, port_id: str, port_name: str) -> None:
+        self._add(lambda w: w.devices.__setitem__(port_id, port_name))
+
+    def report_devices(self, up=(), down=()) -> None:
+        def add(w: _Work) -> None:
+            w.devices_up.update(up)
+            w.devices_up.difference_update(down)
+            w.devices_down.update(down)
+            w.devices_down.difference_update(up)
+        self._add(add)
+
+    def report_fip_statuses(self, router_id: str, statuses: dict[str, str]) -> None:
+        self._add(lambda w: w.fip_statuses.setdefault(router_id, {}).update(statuses))
+
+    def _add(self, change: Callable[[_Work], None]) -> None:
+        with self._cond:
+            change(self._work)
+            self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------ the thread
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._work and not self._stopping:
+                    self._cond.wait()
+                if self._stopping:
+                    return
+                work, self._work = self._work, _Work()
+            try:
+                self.process(work)
+                self._failures = 0
+            except ServerUnavailable as exc:
+                self._requeue(work)
+                delay = min(RETRY_FIRST * 2 ** self._failures, RETRY_MAX)
+                self._failures += 1
+                LOG.warning("server unreachable (%s); keeping the data plane as it is and "
+                            "retrying in %.1f s", exc, delay)
+                with self._cond:
+                    self._cond.wait_for(lambda: self._stopping, timeout=delay)
+
+    def process(self, work: _Work) -> None:
+        """Do one batch of work; on ServerUnavailable what is left is put back by run()."""
+        if work.full_sync:
+            self._full_sync()
+            work.full_sync = False
+            work.routers.clear()
+        if work.routers:
+            self._fetch_routers(sorted(work.routers))
+            work.routers.clear()
+        if work.devices:
+            self._fetch_devices(dict(work.devices))
+            work.devices.clear()
+        self._fill_what_routers_imply()
+        if work.devices_up or work.devices_down:
+            self._call(self._api.update_device_list, sorted(work.devices_up),
+                       sorted(work.devices_down))
+            work.devices_up.clear()
+            work.devices_down.clear()
+        for router_id in sorted(work.fip_statuses):
+            self._call(self._api.update_floatingip_statuses, router_id,
+                       work.fip_statuses[router_id])
+            del work.fip_statuses[router_id]
+
+    def _requeue(self, work: _Work) -> None:
+        def merge(w: _Work) -> None:
+            w.full_sync |= work.full_sync
+            w.routers |= work.routers
+            w.devices = {**work.devices, **w.devices}
+            w.devices_up |= work.devices_up - w.devices_down
+            w.devices_down |= work.devices_down - w.devices_up
+            for router_id, statuses in work.fip_statuses.items():
+                w.fip_statuses[router_id] = {**statuses, **w.fip_statuses.get(router_id, {})}
+        self._add(merge)
+
+    @staticmethod
+    def _call(method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except (oslo_messaging.MessagingTimeout, oslo_messaging.MessageDeliveryFailure,
+                oslo_messaging.MessagingException, OSError) as exc:
+            raise ServerUnavailable(f"{method.__name__}: {exc.__class__.__name__}: {exc}") \
+                from exc
+
+    # ------------------------------------------------------------ routers
+
+    def _full_sync(self) -> None:
+        """get_router_ids, then sync_routers in chunks (halved on timeout, Neutron bug 1516260)."""
+        started = time.monotonic()
+        ids = self._call(self._api.get_router_ids)
+        try:
+            router_ids = sorted(set(models.router_ids({"routers": ids})))
+        except PayloadError as exc:
+            LOG.error("get_router_ids answered something unusable (%s); full sync skipped", exc)
+            return
+        routers: list[models.Router] = []
+        chunk, i = self._chunk, 0
+        while i < len(router_ids):
+            part = router_ids[i:i + chunk]
+            try:
+                reply = self._api.sync_routers(part)
+            except oslo_messaging.MessagingTimeout:
+                if chunk <= MIN_CHUNK:
+                    raise ServerUnavailable("sync_routers timed out at the smallest chunk")\
+                        from None
+                chunk = max(chunk // 2, MIN_CHUNK)
+                LOG.warning("sync_routers of %d routers timed out: chunks of %d now",
+                            len(part), chunk)
+                continue
+            except oslo_messaging.MessagingException as exc:
+                raise ServerUnavailable(f"sync_routers: {exc}") from exc
+            parsed, keep = self._parse_routers(reply, part)
+            routers += parsed + self._core.read(
+                lambda f, k=keep: [f.routers[r] for r in sorted(k) if r in f.routers])
+            i += len(part)
+        keys = self._core.change(lambda f: f.set_routers(routers), priority=PRIORITY_RESYNC)
+        self.full_syncs += 1
+        self.last_full_sync = time.monotonic()
+        self.last_full_sync_seconds = self.last_full_sync - started
+        LOG.info("full sync: %d routers from the server, %d keys touched, %.2f s",
+                 len(routers), len(keys), self.last_full_sync_seconds)
+
+    def _fetch_routers(self, router_ids: list[str]) -> None:
+        reply = self._call(self._api.sync_routers, router_ids)
+        routers, keep = self._parse_routers(reply, router_ids)
+        gone = set(router_ids) - {r.id for r in routers} - keep  # the server says: not here
+
+        def update(facts: Facts) -> set[str]:
+            keys: set[str] = set()
+            for router in routers:
+                keys |= facts.update_router(router)
+            for router_id in sorted(gone):
+                keys |= facts.remove_router(router_id)
+            return keys
+        self._core.change(update)
+
+    @staticmethod
+    def _parse_routers(reply, requested: list[str]) -> tuple[list[models.Router], set[str]]:
+        """(routers that parse, ids to leave as they are on the host).
+
+        A router whose payload is rejected is logged and left untouched, neither updated
+        nor removed: a bad answer must not take a working router down.
+        """
+        if not isinstance(reply, list):
+            LOG.error("sync_routers answered %s, not a list: ignored", type(reply).__name__)
+            return [], set(requested)
+        routers, keep = [], set()
+        for i, item in enumerate(reply):
+            try:
+                routers.append(models.Router.from_dict(item))
+            except PayloadError as exc:
+                router_id = item.get("id") if isinstance(item, dict) else None
+                LOG.error("sync_routers: routers[%d] rejected, the router stays as it is: %s",
+                          i, exc)
+                keep |= {router_id} if isinstance(router_id, str) else set(requested)
+        return routers, keep
+
+    # ------------------------------------------------------------ what routers imply
+
+    def _fill_what_routers_imply(self) -> None:
+        subnets, segments, gateways = self._core.read(
+            lambda f: (sorted(f.subnets_without_arp_table()), _ports_without_segment(f),
+                       _fip_networks_without_gateway(f)))
+        for subnet_id in subnets:
+            reply = self._call(self._api.get_ports_by_subnet, subnet_id)
+            ports = _parse_list(reply, models.Port.from_dict, f"get_ports_by_subnet({subnet_id})")
+            if ports is not None:
+                self._core.change(lambda f, s=subnet_id, p=ports: f.set_subnet_ports(s, p),
+                                  aspect=Aspect.NEIGH)
+        if segments:
+            self._fetch_devices({port_id: "" for port_id in segments})
+        for network_id in gateways:
+            reply = self._call(self._api.get_agent_gateway_port, network_id)
+            try:
+                port = models.Port.from_dict(reply) if reply else None
+            except PayloadError as exc:
+                LOG.error("get_agent_gateway_port(%s) answer rejected: %s", network_id, exc)
+                continue
+            if port is None:
+                LOG.warning("the server has no floating-IP gateway port for this host on "
+                            "%s: its floating IPs wait", network_id)
+            self._core.change(lambda f, n=network_id, p=port: f.set_fip_gateway_port(n, p))
+
+    def _fetch_devices(self, devices: dict[str, str]) -> None:
+        """Device details: the segment of each port's network; VIFs also become facts."""
+        reply = self._call(self._api.get_devices_details, sorted(devices))
+        try:
+            details = models.DevicesDetails.from_dict(reply)
+        except PayloadError as exc:
+            LOG.error("device details rejected: %s", exc)
+            return
+        for device in details.devices:
+            segment = models.Segment(network_type=device.network_type,
+                                     segmentation_id=device.segmentation_id,
+                                     physical_network=device.physical_network, mtu=device.mtu)
+            self._core.change(lambda f, d=device, s=segment: f.set_segment(d.network_id, s))
+            if devices.get(device.port_id):
+                self._on_vif_details(device, devices[device.port_id])
+        for port_id in (*details.unknown, *details.failed):
+            LOG.warning("the server knows no port %s on this host: left alone", port_id)
+
+
+def _parse_list(reply, parse, what: str):
+    if not isinstance(reply, list):
+        LOG.error("%s answered %s, not a list: ignored", what, type(reply).__name__)
+        return None
+    try:
+        return [parse(item) for item in reply]
+    except PayloadError as exc:
+        LOG.error("%s answer rejected: %s", what, exc)
+        return None
+
+
+def _ports_without_segment(facts: Facts) -> list[str]:
+    """One port id per network of our routers whose segment we do not know yet."""
+    wanted: dict[str, str] = {}
+    for router in facts.routers.values():
+        ports = [*router.interfaces, *router.snat_interfaces]
+        if router.gw_port is not None and facts.is_snat_host(router):
+            ports.append(router.gw_port)
+        ports += router.fip_agent_interfaces
+        for port in ports:
+            if facts.segment(port.network_id) is None:
+                wanted.setdefault(port.network_id, port.id)
+    return sorted(wanted.values())
+
+
+def _fip_networks_without_gateway(facts: Facts) -> list[str]:
+    return sorted({r.external_network_id for r in facts.routers.values()
+                   if r.external_network_id and facts.local_fips(r)
+                   and facts.fip_gateway_port(r.external_network_id) is None})

@@ -1,0 +1,73 @@
+"""report_state, as Neutron's L3 agent and OVS agent each send it, every report_interval.
+
+The heartbeat is also how the agent notices that it was cut off: when reports start
+to succeed again after failing (a broker or server outage), or the server answers
+``revived`` (it had given us up for dead), notifications may have been lost meanwhile,
+so a full sync follows. Nothing is removed while the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import oslo_messaging
+
+from dvr_agent.agent import config as agent_config
+from dvr_agent.rpc.agent_states import Counts, l3_agent_state, ovs_agent_state
+
+if TYPE_CHECKING:
+    from dvr_agent.agent.daemon import Daemon
+
+LOG = logging.getLogger(__name__)
+
+
+def _counts(facts) -> Counts:
+    routers = facts.routers.values()
+    return Counts(routers=len(facts.routers),
+                  ex_gw_ports=sum(1 for r in routers if facts.is_snat_host(r)),
+                  interfaces=sum(len(r.interfaces) for r in routers),
+                  floating_ips=sum(len(facts.local_fips(r)) for r in routers),
+                  devices=len(facts.vifs))
+
+
+class Heartbeat:
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+        self._start_flag = True
+        self._failing = False
+        self.reports = 0
+
+    def run(self) -> None:
+        interval = self._d.conf.agent.report_interval
+        while True:
+            self.report_once()
+            if self._d.stopping.wait(interval):
+                return
+
+    def report_once(self) -> None:
+        d, conf = self._d, self._d.conf
+        counts = d.core.read(_counts)
+        states = [
+            l3_agent_state(d.host, conf.agent.agent_mode, conf.agent.availability_zone, counts,
+                           self._start_flag),
+            ovs_agent_state(d.host, conf.ovs.local_ip, agent_config.bridge_mappings(conf),
+                            conf.ovs.integration_bridge, conf.ovs.datapath_type,
+                            counts.devices, self._start_flag),
+        ]
+        try:
+            answers = [d.api.report_state(state) for state in states]
+        except oslo_messaging.MessagingException as exc:
+            if not self._failing:
+                LOG.warning("heartbeat failed (%s: %s): the data plane stays as it is; "
+                            "a full sync follows when the server is back",
+                            exc.__class__.__name__, exc)
+            self._failing = True
+            return
+        self.reports += 1
+        recovered = self._failing or "revived" in answers
+        self._failing = False
+        self._start_flag = False
+        if recovered and d.fetcher.full_syncs:
+            LOG.info("server reachable again (%s): full sync", "/".join(map(str, answers)))
+            d.fetcher.request_full_sync()

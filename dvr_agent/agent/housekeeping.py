@@ -1,0 +1,81 @@
+"""The periodic duties: the canary, the cheap comparison of the whole host, the watchdog.
+
+- Canary: a drop flow in br-int table 23 that nothing else touches. When it is gone,
+  ovs-vswitchd restarted (flows do not survive that; on the userspace datapath neither
+  do internal ports moved into namespaces) or someone flushed the bridge: every key is
+  reconciled at once.
+- Resync: every resync_interval all keys are queued at the lowest priority. The pass
+  reads what exists and changes only what differs, so drift (a namespace, flow,
+  neighbour or rule deleted by hand) is repaired and logged, at the cost of reads.
+- Watchdog: systemd's WATCHDOG=1 is sent only while the reconcile loop is alive, so a
+  hung agent is restarted by systemd.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_RESYNC
+from dvr_agent.compiler.tables import INT_CANARY
+from dvr_agent.drivers.errors import DriverError
+from dvr_agent.reconcile.actual import Aspect
+from dvr_agent.state import COOKIE_MASK_ALL, HOST_KEY, cookie_for
+
+if TYPE_CHECKING:
+    from dvr_agent.agent.daemon import Daemon
+
+LOG = logging.getLogger(__name__)
+TICK = 0.5
+LOOP_STALL = 30.0  # a pass may take long at scale; longer than this is a hang
+STATUS_EVERY = 10.0
+
+
+class Housekeeping:
+    def __init__(self, daemon: Daemon) -> None:
+        self._d = daemon
+        now = time.monotonic()
+        self._next_canary = now
+        self._next_resync = now + (daemon.conf.agent.resync_interval or float("inf"))
+        self._next_status = now
+        self.canary_trips = 0
+
+    def run(self) -> None:
+        d = self._d
+        while not d.stopping.wait(TICK):
+            now = time.monotonic()
+            if now - d.loop_alive < LOOP_STALL:
+                d.notifier.watchdog()
+            if now >= self._next_canary:
+                self._next_canary = now + d.conf.agent.canary_interval
+                self.check_canary()
+            if now >= self._next_resync:
+                self._next_resync = now + d.conf.agent.resync_interval
+                self.resync()
+            if now >= self._next_status:
+                self._next_status = now + STATUS_EVERY
+                d.notifier.status(d.status_line())
+
+    def check_canary(self) -> bool:
+        """True if the canary is in place; otherwise everything is queued for repair."""
+        d = self._d
+        bridge = d.conf.ovs.integration_bridge
+        try:
+            flows = d.drivers.openflow.dump(bridge, cookie_for(HOST_KEY), COOKIE_MASK_ALL)
+        except DriverError as exc:
+            LOG.warning("canary check on %s failed: %s", bridge, exc)
+            return False
+        if any(f.table == INT_CANARY for f in flows):
+            return True
+        self.canary_trips += 1
+        LOG.warning("the canary flow on %s is gone (ovs-vswitchd restarted?): "
+                    "reprogramming everything", bridge)
+        d.queue.put_many(d.core.wanted(), Aspect.ALL, PRIORITY_EVENT)
+        return False
+
+    def resync(self) -> None:
+        d = self._d
+        keys = set(d.core.wanted()) | d.reconciler.stale_keys()
+        d.queue.put_many(keys, Aspect.ALL, PRIORITY_RESYNC)
+        d.reconciler.delete_stale_flows()

@@ -1,0 +1,58 @@
+"""``dvr-agent --config-file /etc/dvr-agent/dvr-agent.conf``: the daemon's entry point."""
+
+from __future__ import annotations
+
+import logging
+import resource
+import signal
+import sys
+
+from oslo_config import cfg
+from oslo_log import log as oslo_logging
+
+from dvr_agent.agent import config
+from dvr_agent.agent.daemon import Daemon, FatalError
+
+LOG = logging.getLogger(__name__)
+
+
+def _raise_fd_limit() -> None:
+    """A netlink socket per namespace: a thousand routers need more than 1024 files."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf = cfg.CONF
+    config.register(conf)
+    oslo_logging.register_options(conf)
+    try:
+        conf(sys.argv[1:] if argv is None else argv, project="dvr-agent")
+        config.check(conf)
+    except (cfg.Error, config.ConfigError) as exc:
+        print(f"dvr-agent: {exc}", file=sys.stderr)
+        return 2
+    oslo_logging.setup(conf, "dvr-agent")
+    _raise_fd_limit()
+    try:
+        daemon = Daemon(conf)
+    except FatalError as exc:
+        print(f"dvr-agent: {exc}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: daemon.stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: daemon.stopping.set())
+    try:
+        daemon.start()
+        daemon.stopping.wait()
+    except FatalError as exc:
+        LOG.error("%s", exc)
+        print(f"dvr-agent: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        daemon.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""VM ports on br-int: from OVSDB to the facts, and "device up/down" back to the server.
+
+This is where the seed's "a VM is created on (or deleted from) a compute node" enters:
+Nova (or ``dvr-lab vm boot``) plugs a tap into br-int with ``external_ids:iface-id``; the
+OVSDB monitor reports it; the agent asks the server for the port's details, the facts
+learn the VIF, the reconciler tags it and writes its DVR flows, and only then is it
+reported up — as Neutron's OVS agent does. A removed tap is reported down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+
+from dvr_agent import models
+from dvr_agent.agent.core import AgentCore
+from dvr_agent.agent.fetcher import Fetcher
+from dvr_agent.drivers.ovsdb import Ovsdb, PortEvent, PortInfo
+from dvr_agent.models import PayloadError
+from dvr_agent.reconcile.actual import Aspect
+from dvr_agent.state import OWNER_EXTERNAL_ID
+
+LOG = logging.getLogger(__name__)
+IFACE_ID = "iface-id"
+
+
+def is_vif(port: PortInfo, integration_bridge: str) -> bool:
+    """A port somebody else plugged into br-int for a Neutron port (not one of ours)."""
+    return (port.bridge == integration_bridge and IFACE_ID in port.external_ids
+            and OWNER_EXTERNAL_ID not in port.external_ids)
+
+
+class VifTracker:
+    def __init__(self, core: AgentCore, fetcher: Fetcher, ovsdb: Ovsdb,
+                 integration_bridge: str) -> None:
+        self._core = core
+        self._fetcher = fetcher
+        self._ovsdb = ovsdb
+        self._bridge = integration_bridge
+        self._lock = threading.Lock()
+        self._known: dict[str, str] = {}  # port name -> port id
+        self._awaiting_up: dict[str, frozenset[str]] = {}  # port id -> keys to be done
+
+    def start(self) -> None:
+        """Take the VIFs present now, then follow OVSDB's port events."""
+        self._ovsdb.watch(self.on_event)
+        self.rescan()
+
+    def on_event(self, event: PortEvent) -> None:
+        """On the OVSDB thread: keep it short, the server is asked on the fetcher's thread."""
+        if event.kind == "resync":
+            self.rescan()
+            return
+        port = event.port
+        if event.kind == "removed":
+            self._removed(port.name)
+            return
+        self._core.change(lambda f: f.set_ofport(port.name, port.ofport), aspect=Aspect.FLOWS)
+        if is_vif(port, self._bridge):
+            self._seen(port)
+
+    def rescan(self) -> None:
+        """Compare the whole replica with what we know (after a reconnect nothing is missed)."""
+        ports = self._ovsdb.ports()
+        self._core.change(lambda f: set().union(*(f.set_ofport(n, p.ofport)
+                                                   for n, p in ports.items())),
+                          aspect=Aspect.FLOWS)
+        vifs = {n: p for n, p in ports.items() if is_vif(p, self._bridge)}
+        with self._lock:
+            gone = [n for n in self._known if n not in vifs]
+        for name in gone:
+            self._removed(name)
+        for port in vifs.values():
+            self._seen(port)
+
+    def refresh(self, port_id: str) -> None:
+        """The server says a port of this host changed: ask for its details again."""
+        with self._lock:
+            name = next((n for n, p in self._known.items() if p == port_id), "")
+        self._fetcher.request_device(port_id, name)
+
+    def _seen(self, port: PortInfo) -> None:
+        port_id = port.external_ids[IFACE_ID]
+        with self._lock:
+            if self._known.get(port.name) == port_id:
+                return
+            self._known[port.name] = port_id
+        LOG.info("VIF %s (port %s) plugged into %s: asking the server for its details",
+                 port.name, port_id, self._bridge)
+        self._fetcher.request_device(port_id, port.name)
+
+    def _removed(self, name: str) -> None:
+        with self._lock:
+            port_id = self._known.pop(name, None)
+            if port_id is not None:
+                self._awaiting_up.pop(port_id, None)
+        keys = self._core.change(lambda f: f.remove_vif(name) | f.set_ofport(name, None))
+        if port_id is not None:
+            LOG.info("VIF %s (port %s) left %s", name, port_id, self._bridge)
+            self._fetcher.report_devices(down=[port_id])
+        elif keys:
+            LOG.info("port %s left %s", name, self._bridge)
+
+    def on_details(self, details: models.DeviceDetails, port_name: str) -> None:
+        """On the fetcher's thread: the server's details of a VIF we saw."""
+        try:
+            vif = models.LocalVif.from_details(port_name, details)
+        except PayloadError as exc:
+            LOG.error("VIF %s: details rejected: %s", port_name, exc)
+            return
+        with self._lock:
+            if self._known.get(port_name) != vif.port_id:
+                return  # unplugged (or replaced) meanwhile
+        ofport = self._ovsdb.ofport(port_name)
+        keys = self._core.change(lambda f: f.set_vif(vif) | f.set_ofport(port_name, ofport))
+        with self._lock:
+            self._awaiting_up[vif.port_id] = keys
+
+    def after_pass(self, still_busy: Iterable[str]) -> None:
+        """Report up the VIFs none of whose keys is still queued, failed or pending."""
+        busy = set(still_busy)
+        with self._lock:
+            ready = [p for p, keys in self._awaiting_up.items() if not keys & busy]
+            for port_id in ready:
+                del self._awaiting_up[port_id]
+        if ready:
+            LOG.info("VIFs wired: %s", ", ".join(sorted(ready)))
+            self._fetcher.report_devices(up=ready)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._known)
