@@ -36,6 +36,7 @@ from dvr_agent.drivers.ovsdb_monitor import (
     PortEvent,
     PortInfo,
     PortWatch,
+    ReplicaIdl,
     read_bridges,
     read_ports,
     read_vm_ports,
@@ -67,7 +68,7 @@ class Ovsdb:
         self.connection = connection
         self.timeout = timeout
         self._cond = threading.Condition()
-        self._idl: ovs.db.idl.Idl | None = None
+        self._idl: ReplicaIdl | None = None
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._wake_r, self._wake_w = -1, -1
@@ -85,7 +86,7 @@ class Ovsdb:
                               obj=self.connection) from exc
         for table, columns in TABLES.items():
             helper.register_columns(table, columns)
-        self._idl = ovs.db.idl.Idl(self.connection, helper)
+        self._idl = ReplicaIdl(self.connection, helper)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ovsdb-idl", daemon=True)
@@ -121,30 +122,41 @@ class Ovsdb:
 
     def _run(self) -> None:
         """The IDL thread: protocol, replica, waiters, port events."""
-        idl = self._idl
-        seen = idl.change_seqno
+        seen = self._idl.change_seqno
         while not self._stopping:
-            with self._cond:
-                was_monitoring = idl.state == MONITORING
-                idl.run()
-                events: list[PortEvent] = []
-                reloaded = idl.state == MONITORING and not was_monitoring
-                if reloaded:
-                    self._generation += 1
-                if idl.change_seqno != seen or reloaded:
-                    seen = idl.change_seqno
-                    if self._watch.callbacks:
-                        resync = reloaded and self._generation > 1
-                        events = self._watch.changes(read_vm_ports(idl), resync)
-                    self._cond.notify_all()
-                poller = ovs.poller.Poller()
-                idl.wait(poller)
-            self._watch.dispatch(events)
-            poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
-            poller.block()
-            with contextlib.suppress(BlockingIOError):
-                while os.read(self._wake_r, 512):
-                    pass
+            try:
+                seen = self._run_once(seen)
+            except Exception:  # the replica must outlive a bug in one update
+                LOG.exception("OVSDB IDL thread: unexpected error; continuing")
+                time.sleep(1.0)
+
+    def _run_once(self, seen: int) -> int:
+        """One round: process what the server sent, wake waiters, report port changes,
+        then block until the server, a timer of the session or ``_wake`` needs us."""
+        idl = self._idl
+        with self._cond:
+            was_monitoring = idl.state == MONITORING
+            idl.run()
+            events: list[PortEvent] = []
+            reloaded = idl.state == MONITORING and not was_monitoring
+            if reloaded:
+                self._generation += 1
+            changed = idl.take_changed_ports()
+            if idl.change_seqno != seen or reloaded:
+                seen = idl.change_seqno
+                if self._watch.callbacks:
+                    resync = reloaded and self._generation > 1
+                    events = self._watch.changes(idl, None if reloaded else changed, resync)
+                self._cond.notify_all()
+            poller = ovs.poller.Poller()
+            idl.wait(poller)
+        self._watch.dispatch(events)
+        poller.fd_wait(self._wake_r, ovs.poller.POLLIN)
+        poller.block()
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 512):
+                pass
+        return seen
 
     # ------------------------------------------------------------ reads (replica)
 

@@ -99,6 +99,10 @@ def test_same_match_with_other_actions_is_modified_in_one_bundle(openflow):
     openflow.apply("br-tun", add=[new], delete=[old])
     assert openflow.dump("br-tun", cookie=ROUTER) == {new}
 
+    moved = Flow(new.bridge, new.table, new.priority, new.match, new.actions, HOST)
+    openflow.apply("br-tun", add=[moved], delete=[new])  # the same flow, now of another key
+    assert openflow.dump("br-tun", cookie=COOKIE_PREFIX, mask=COOKIE_PREFIX_MASK) == {moved}
+
 
 def test_a_strict_delete_leaves_a_same_match_flow_with_another_cookie(ovs, openflow):
     ovs.ofctl("add-flow", "br-tun",

@@ -49,6 +49,16 @@ def test_a_vm_port_added_and_removed_by_ovs_vsctl_gives_added_and_removed(ovs, w
     assert removed.port.external_ids["iface-id"] == "port-1"
 
 
+def test_retagging_a_vm_port_gives_an_updated_event_with_the_new_tag(ovs, watched):
+    _, events = watched
+    _add_vm_port(ovs, "tap-vm1", "port-1")
+    _next(events, "added", "tap-vm1")
+    ovs.vsctl("set", "Port", "tap-vm1", "tag=9")
+    while (updated := _next(events, "updated", "tap-vm1")).port.tag != 9:
+        pass  # an earlier update (the ofport arriving) may come first
+    assert updated.port.ofport is not None
+
+
 def test_ports_without_iface_id_give_no_events(ovs, watched):
     _, events = watched
     ovs.vsctl("add-port", "br-int", "plain0", "--", "set", "Interface", "plain0", "type=internal")

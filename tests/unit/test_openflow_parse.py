@@ -61,10 +61,17 @@ def test_reply_headers_and_blank_lines_are_not_flows():
 
 
 def test_bundle_deletes_strictly_by_exact_cookie_before_adding():
+    gone = Flow("br-tun", 1, 2, ("dl_vlan=2",), "drop", OURS)
+    new = Flow("br-tun", 1, 1, ("dl_vlan=1",), "resubmit(,2)", OURS)
+    assert bundle_text([new], [gone]) == (
+        f"delete_strict cookie={OURS:#x}/-1,table=1,priority=2,dl_vlan=2\n"
+        f"add cookie={OURS:#x},table=1,priority=1,dl_vlan=1,actions=resubmit(,2)\n")
+
+
+def test_a_modify_is_the_replacing_add_alone():
     old = Flow("br-tun", 1, 1, ("dl_vlan=1",), "drop", OURS)
     new = Flow("br-tun", 1, 1, ("dl_vlan=1",), "resubmit(,2)", OURS)
     assert bundle_text([new], [old]) == (
-        f"delete_strict cookie={OURS:#x}/-1,table=1,priority=1,dl_vlan=1\n"
         f"add cookie={OURS:#x},table=1,priority=1,dl_vlan=1,actions=resubmit(,2)\n")
 
 
@@ -91,3 +98,11 @@ def test_cookie_operations_refuse_masks_that_reach_beyond_our_flows():
         driver.dump("br-tun", mask=state.COOKIE_PREFIX_MASK)
     with pytest.raises(InvalidInput):
         driver.dump("br/tun")
+
+
+def test_two_flows_with_one_ident_in_one_apply_are_refused():
+    driver = OpenFlow(rundir="/nonexistent")
+    one = Flow("br-tun", 1, 1, ("dl_vlan=1",), "drop", OURS)
+    other = Flow("br-tun", 1, 1, ("dl_vlan=1",), "NORMAL", OURS)
+    with pytest.raises(InvalidInput, match="two flows"):
+        driver.apply("br-tun", add=[one, other])

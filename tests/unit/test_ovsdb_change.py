@@ -1,8 +1,11 @@
 """What Ovsdb.apply accepts: every bad value is refused before anything is sent."""
 
+import re
+
 import pytest
 
-from dvr_agent.drivers.errors import InvalidInput
+from dvr_agent.drivers.errors import DriverError, InvalidInput
+from dvr_agent.drivers.ovsdb import Ovsdb
 from dvr_agent.drivers.ovsdb_txn import Change
 from dvr_agent.state import Bridge, OvsPort, VifTag
 
@@ -40,3 +43,8 @@ def test_a_good_change_summarises_itself_for_logs_and_errors():
     assert str(change) == "add port p0, p1, p2, ... (5); tag VIF tap1"
     assert change.port_names == frozenset(f"p{i}" for i in range(5))
     assert not change.empty and _change().empty
+
+
+def test_an_unreachable_server_is_a_driver_error_naming_it():
+    with pytest.raises(DriverError, match=re.escape("unix:/nonexistent/db.sock")):
+        Ovsdb("unix:/nonexistent/db.sock", timeout=2).start()
