@@ -169,9 +169,19 @@ class Ovsdb:
             return read_ports(self._idl, bridge)
 
     def ofport(self, name: str) -> int | None:
-        """The ofport of interface ``name``; None if it has none (yet) or does not exist."""
+        """The ofport of interface ``name``; None if it has none (yet) or does not exist.
+
+        Found through its port's name (one dict lookup): the compiler asks for every port
+        of a pass, and a scan of all interfaces per call would make that quadratic.
+        """
         with self._cond:
-            for iface in self._idl.tables["Interface"].rows.values():
+            idl = self._idl
+            port = idl.tables["Port"].rows.get(idl.port_uuids.get(name))
+            if port is not None:
+                for iface in port.interfaces:
+                    if iface.name == name:
+                        return usable_ofport(iface)
+            for iface in idl.tables["Interface"].rows.values():  # a bond member, say
                 if iface.name == name:
                     return usable_ofport(iface)
         return None
@@ -234,6 +244,7 @@ class Ovsdb:
                 return txn.get_increment_new_value()
             if status != Txn.TRY_AGAIN:
                 raise DriverError(f"OVSDB refused {change}: {txn.get_error()}", obj=change)
+            LOG.info("ovsdb: retrying (connection lost or a concurrent write): %s", change)
             self._wait(deadline, f"a retry of {change}",
                        lambda seqno=seqno: self._idl.change_seqno != seqno)
 

@@ -169,3 +169,11 @@ def test_deleting_a_bridge_takes_its_ports_and_deleting_twice_is_fine(ovs, ovsdb
 
 def _fields(port: OvsPort) -> dict:
     return {name: getattr(port, name) for name in port.__slots__}
+
+
+def test_a_write_right_after_an_ovsdb_restart_is_retried_on_the_new_connection(ovs, ovsdb):
+    ovsdb.apply(add_bridges=[BR_INT])
+    ovs.restart_ovsdb()  # the driver's connection is dead and it may not know yet
+    ovsdb.apply(add_ports=[QR])
+    assert ovs.vsctl("get", "Port", QR.name, "tag").strip() == "3"
+    assert ovsdb.ofport(QR.name) == int(ovs.vsctl("get", "Interface", QR.name, "ofport"))
