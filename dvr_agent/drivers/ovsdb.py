@@ -8,7 +8,9 @@ the waiting but logs and swallows post-commit failures (ofport -1), joins outer
 transactions implicitly per thread, has no reconnect notification for a "resync", and its
 batched ``del_port`` is O(n²) in Python (15 s of 34 s for 1,000 ports). The raw IDL does
 1,000 ports in one transaction in ~1 s; what ovsdbapp would add is a thread and a queue,
-which are ~80 lines here. Only the tables and columns we use are registered.
+which are ~60 lines here. Only the tables and columns we use are registered; the schema
+is read from the server (ovsdbapp's ``get_schema_helper``, the one piece of it we use), so
+the client always matches the server it talks to.
 
 Threading: one background thread owns the IDL: it runs ``Idl.run()`` (protocol,
 reconnects with backoff) under a lock and wakes waiters through a Condition. Reads copy

@@ -10,7 +10,7 @@ change is changed in place, never deleted and re-created.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import ovs.db.idl
@@ -169,99 +169,123 @@ def _set_port(port, iface, want: OvsPort) -> bool:
 def build(idl, txn: Txn, change: Change) -> bool:
     """Put ``change`` into ``txn`` as the difference from the replica; True if it changes
     anything. Raises DriverError naming the row when the change cannot be made."""
-    ovs_row = next(iter(idl.tables["Open_vSwitch"].rows.values()), None)
-    if ovs_row is None:
-        raise DriverError("OVSDB has no Open_vSwitch row (was `ovs-vsctl init` run?)")
-    bridges = {row.name: row for row in idl.tables["Bridge"].rows.values()}
-    ports = {row.name: row for row in idl.tables["Port"].rows.values()}
-    owner = {port.uuid: br.name for br in bridges.values() for port in br.ports}
-    new_ports: dict[str, list] = {}  # ports of bridges inserted by this txn
-    changed = False
-
-    for want in change.add_bridges:
-        row = bridges.get(want.name)
-        if row is None:
-            row = txn.insert(idl.tables["Bridge"])
-            row.name = want.name
-            local = _insert_port(idl, txn, OvsPort(bridge=want.name, name=want.name,
-                                                   type="internal"))
-            new_ports[want.name] = [local.uuid]
-            row.protocols = list(OF_PROTOCOLS)
-            ovs_row.addvalue("bridges", row.uuid)
-            bridges[want.name] = row
-            changed = True
-        else:
-            protocols = sorted(set(row.protocols) | set(OF_PROTOCOLS))
-            changed |= _set(row, "protocols", protocols)
-        changed |= _set(row, "datapath_type", want.datapath_type)
-        changed |= _set(row, "fail_mode", [want.fail_mode] if want.fail_mode else [])
-
-    dying = set(change.del_bridges)
+    edit = _Edit(idl, txn)
+    for bridge in change.add_bridges:
+        edit.ensure_bridge(bridge)
+    dying = frozenset(change.del_bridges)
     for name in change.del_ports:
-        port = ports.get(name)
-        if port is not None and owner.get(port.uuid) not in dying:
-            if port.uuid in owner:
-                bridges[owner[port.uuid]].delvalue("ports", port.uuid)
-            port.delete()
-            changed = True
+        edit.delete_port(name, dying)
     for name in change.del_bridges:
-        row = bridges.pop(name, None)
-        if row is not None:
-            ovs_row.delvalue("bridges", row.uuid)
-            row.delete()
-            changed = True
+        edit.delete_bridge(name)
+    for port in change.add_ports:
+        edit.ensure_port(port)
+    for port in change.update_ports:
+        edit.update_port(port)
+    for vif in change.vif_tags:
+        edit.tag_vif(vif)
+    return edit.finish()
 
-    for want in change.add_ports:
-        port = ports.get(want.name)
-        if port is None:
-            if want.bridge not in bridges:
-                raise DriverError(f"port {want.name}: bridge {want.bridge} does not exist",
-                                  obj=want)
-            port = _insert_port(idl, txn, want)
-            if want.bridge in new_ports:
-                new_ports[want.bridge].append(port.uuid)
-            else:
-                bridges[want.bridge].addvalue("ports", port.uuid)
-            changed = True
+
+class _Edit:
+    """The rows of one transaction, looked up by name once, and whether anything changed."""
+
+    def __init__(self, idl, txn: Txn) -> None:
+        self.idl, self.txn = idl, txn
+        self.root = next(iter(idl.tables["Open_vSwitch"].rows.values()), None)
+        if self.root is None:
+            raise DriverError("OVSDB has no Open_vSwitch row (was `ovs-vsctl init` run?)")
+        self.bridges = {row.name: row for row in idl.tables["Bridge"].rows.values()}
+        self.ports = {row.name: row for row in idl.tables["Port"].rows.values()}
+        self.owner = {port.uuid: br.name for br in self.bridges.values() for port in br.ports}
+        # Ports of bridges this transaction inserts: written as one list at the end, since
+        # a mutation ("add to set") of a row that does not exist yet cannot be sent.
+        self.new_ports: dict[str, list] = {}
+        self.changed = False
+
+    def ensure_bridge(self, want: Bridge) -> None:
+        row = self.bridges.get(want.name)
+        if row is None:
+            row = self.txn.insert(self.idl.tables["Bridge"])
+            row.name = want.name
+            local = self._insert_port(OvsPort(bridge=want.name, name=want.name,
+                                              type="internal"))
+            self.new_ports[want.name] = [local.uuid]
+            row.protocols = list(OF_PROTOCOLS)
+            self.root.addvalue("bridges", row.uuid)
+            self.bridges[want.name] = row
+            self.changed = True
         else:
-            changed |= _update_port(port, owner, want)
-    for want in change.update_ports:
-        port = ports.get(want.name)
+            self.changed |= _set(row, "protocols", sorted(set(row.protocols) | set(OF_PROTOCOLS)))
+        self.changed |= _set(row, "datapath_type", want.datapath_type)
+        self.changed |= _set(row, "fail_mode", [want.fail_mode] if want.fail_mode else [])
+
+    def delete_port(self, name: str, dying: frozenset[str]) -> None:
+        """Delete port ``name`` if it exists; its interface goes with it (garbage collected)."""
+        port = self.ports.pop(name, None)
+        if port is None or self.owner.get(port.uuid) in dying:
+            return  # gone already, or it goes with its bridge
+        if port.uuid in self.owner:
+            self.bridges[self.owner[port.uuid]].delvalue("ports", port.uuid)
+        port.delete()
+        self.changed = True
+
+    def delete_bridge(self, name: str) -> None:
+        row = self.bridges.pop(name, None)
+        if row is not None:
+            self.root.delvalue("bridges", row.uuid)
+            row.delete()
+            self.changed = True
+
+    def ensure_port(self, want: OvsPort) -> None:
+        port = self.ports.get(want.name)
+        if port is not None:
+            self.update_port(want)
+            return
+        if want.bridge not in self.bridges:
+            raise DriverError(f"port {want.name}: bridge {want.bridge} does not exist",
+                              obj=want)
+        port = self._insert_port(want)
+        if want.bridge in self.new_ports:
+            self.new_ports[want.bridge].append(port.uuid)
+        else:
+            self.bridges[want.bridge].addvalue("ports", port.uuid)
+        self.changed = True
+
+    def update_port(self, want: OvsPort) -> None:
+        """Make an existing port match ``want`` in place (same rows, same ofport)."""
+        port = self.ports.get(want.name)
         if port is None:
             raise DriverError(f"port {want.name}: does not exist, cannot update it", obj=want)
-        changed |= _update_port(port, owner, want)
-    for vif in change.vif_tags:
-        port = ports.get(vif.port)
+        bridge = self.owner.get(port.uuid)
+        if bridge != want.bridge:
+            raise DriverError(f"port {want.name}: is on bridge {bridge}, not {want.bridge} "
+                              "(delete it first to move it)", obj=want)
+        if len(port.interfaces) != 1:
+            raise DriverError(f"port {want.name}: has {len(port.interfaces)} interfaces, "
+                              "not one", obj=want)
+        self.changed |= _set_port(port, port.interfaces[0], want)
+
+    def tag_vif(self, vif: VifTag) -> None:
+        """Tag a port somebody else plugged; add Neutron's ``net_uuid``, keep their keys."""
+        port = self.ports.get(vif.port)
         if port is None:
             raise DriverError(f"VIF port {vif.port}: does not exist (we never create it)",
                               obj=vif)
-        changed |= _set(port, "tag", [vif.tag])
+        self.changed |= _set(port, "tag", [vif.tag])
         if port.other_config.get("net_uuid") != vif.network_id:
             port.setkey("other_config", "net_uuid", vif.network_id)
-            changed = True
+            self.changed = True
 
-    for name, uuids in new_ports.items():
-        bridges[name].ports = uuids
-    return changed
+    def finish(self) -> bool:
+        for name, uuids in self.new_ports.items():
+            self.bridges[name].ports = uuids
+        return self.changed
 
-
-def _insert_port(idl, txn: Txn, want: OvsPort):
-    iface = txn.insert(idl.tables["Interface"])
-    iface.name = want.name
-    port = txn.insert(idl.tables["Port"])
-    port.name = want.name
-    port.interfaces = [iface.uuid]
-    _set_port(port, iface, want)
-    return port
-
-
-def _update_port(port, owner: Mapping, want: OvsPort) -> bool:
-    """Make an existing port match ``want`` in place (same rows, same ofport)."""
-    bridge = owner.get(port.uuid)
-    if bridge != want.bridge:
-        raise DriverError(f"port {want.name}: is on bridge {bridge}, not {want.bridge} "
-                          "(delete it first to move it)", obj=want)
-    if len(port.interfaces) != 1:
-        raise DriverError(f"port {want.name}: has {len(port.interfaces)} interfaces, "
-                          "not one", obj=want)
-    return _set_port(port, port.interfaces[0], want)
+    def _insert_port(self, want: OvsPort):
+        iface = self.txn.insert(self.idl.tables["Interface"])
+        iface.name = want.name
+        port = self.txn.insert(self.idl.tables["Port"])
+        port.name = want.name
+        port.interfaces = [iface.uuid]
+        _set_port(port, iface, want)
+        return port
