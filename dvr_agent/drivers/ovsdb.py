@@ -193,7 +193,8 @@ class Ovsdb:
 
         Ports that exist now are not reported (read them with ``ports()``). After a
         reconnect "resync" comes first: re-read everything, the replica was reloaded.
-        Callbacks run on the IDL thread: keep them short (queue work elsewhere).
+        Callbacks run on the IDL thread: keep them short and hand work to another thread
+        (``apply`` from a callback would wait for the very thread it blocks: refused).
         """
         with self._cond:
             if not self._watch.callbacks:
@@ -213,6 +214,9 @@ class Ovsdb:
         anything changes, DriverError naming the row when the server or ovs-vswitchd
         refuses (an interface with ofport -1 names its ``error``).
         """
+        if threading.current_thread() is self._thread:
+            raise DriverError("Ovsdb.apply() called from a port event callback: it would "
+                              "deadlock the IDL thread", obj=self.connection)
         change = Change.validated(
             add_bridges=add_bridges, del_bridges=del_bridges, add_ports=add_ports,
             update_ports=update_ports, del_ports=del_ports, vif_tags=vif_tags)

@@ -6,6 +6,7 @@ import queue
 
 import pytest
 
+from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.ovsdb import Ovsdb, PortEvent
 from dvr_agent.state import Bridge
 
@@ -81,3 +82,19 @@ def test_after_an_ovsdb_restart_resync_comes_and_a_port_added_meanwhile_is_seen(
     assert {"tap-vm1", "tap-vm3"} <= set(driver.ports("br-int"))
     driver.apply(del_ports=["tap-vm3"])  # writes work again on the new connection
     _next(events, "removed", "tap-vm3")
+
+
+def test_apply_from_a_port_event_callback_is_refused_instead_of_deadlocking(ovs, watched):
+    driver, _ = watched
+    errors: queue.Queue[Exception] = queue.Queue()
+
+    def writes_back(event: PortEvent) -> None:
+        try:
+            driver.apply(del_ports=[event.port.name])
+        except DriverError as exc:
+            errors.put(exc)
+
+    driver.watch(writes_back)
+    _add_vm_port(ovs, "tap-vm1", "port-1")
+    assert "deadlock" in str(errors.get(timeout=WAIT))
+    assert "tap-vm1" in driver.ports()
