@@ -14,7 +14,7 @@ import socket
 from oslo_config import cfg
 
 from dvr_agent import names
-from dvr_agent.rpc import protocol
+from dvr_agent.rpc import protocol, transport
 
 DEFAULT_OPTS = [
     cfg.StrOpt("host", default=socket.gethostname(), sample_default="<hostname>",
@@ -73,6 +73,7 @@ OVS_OPTS = [
 
 
 def register(conf: cfg.ConfigOpts) -> None:
+    transport.register_opts(conf)
     conf.register_opts(DEFAULT_OPTS)
     conf.register_opts(AGENT_OPTS, "agent")
     conf.register_opts(OVS_OPTS, "ovs")

@@ -91,8 +91,7 @@ class Daemon:
         try:
             self.ovsdb.start()
         except DriverError as exc:
-            raise FatalError(f"cannot use OVSDB at {self.conf.ovs.ovsdb_connection}: {exc}") \
-                from None
+            raise FatalError(f"cannot use OVSDB: {exc}") from None
         saved = self._saved_allocations()
         self.facts = Facts(self._agent_config(), saved)
         self._saved = saved

@@ -42,15 +42,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: daemon.stopping.set())
     signal.signal(signal.SIGINT, lambda *_: daemon.stopping.set())
+    failure = None
     try:
         daemon.start()
         daemon.stopping.wait()
     except FatalError as exc:
-        LOG.error("%s", exc)
-        print(f"dvr-agent: {exc}", file=sys.stderr)
-        return 1
+        failure = str(exc)
     finally:
         daemon.stop()
+    if failure:
+        LOG.error("cannot run: %s", failure)
+        print(f"dvr-agent: {failure}", file=sys.stderr)
+        return 1
     return 0
 
 

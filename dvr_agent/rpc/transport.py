@@ -11,8 +11,17 @@ from typing import Any
 
 import oslo_messaging
 from oslo_config import cfg
+from oslo_messaging import opts as messaging_opts
 
 from dvr_agent.rpc import protocol
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register oslo.messaging's options now (it would only when a transport is made), so
+    that a config can be checked — transport_url above all — before anything starts."""
+    oslo_messaging.set_transport_defaults(control_exchange=protocol.CONTROL_EXCHANGE)
+    for group, opts in messaging_opts.list_opts():
+        conf.register_opts(opts, group=None if group == "DEFAULT" else group)
 
 
 def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> oslo_messaging.Transport:
