@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try:
         conf = _load_conf(args.config_file)
-        client = ManagementClient(conf, timeout=args.timeout)
+        client = ManagementClient.from_conf(conf, timeout=args.timeout)
     except (OSError, ValueError, rpc_transport.oslo_messaging.MessagingException) as exc:
         print(f"dvrctl: error: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """Errors a management request can answer with: one clear line, and nothing changed.
 
-They cross the RPC bus as themselves: dvrctl's client lists this module in
-``allowed_remote_exmods``, so oslo.messaging rebuilds the class on the client side.
+They cross the RPC bus by class name (an oslo.messaging RemoteError), and dvrctl's client
+raises them again as these classes.
 """
 
 from __future__ import annotations

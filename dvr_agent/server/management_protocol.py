@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 TOPIC = "dvr-server-management"
 VERSION = "1.0"
-ERRORS_MODULE = "dvr_agent.server.errors"  # rebuilt on the client (allowed_remote_exmods)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dvr_agent.server import management_protocol as api
 from dvr_agent.server import payloads
 from dvr_agent.server.db import models
 from dvr_agent.server.domain import agents, floatingips, lookup, networks, routers, vm_ports
-from dvr_agent.server.errors import BadRequest, NotFound
+from dvr_agent.server.errors import BadRequest, ManagementError, NotFound
 from dvr_agent.server.service import ControlPlane
 
 LOG = logging.getLogger(__name__)
@@ -100,7 +100,9 @@ class ManagementEndpoint:
         }
         assert set(self._handlers) == set(api.COMMANDS), "management table and handlers differ"
 
+    @oslo_messaging.expected_exceptions(ManagementError)
     def execute(self, context: dict, command: str, args: dict[str, Any] | None = None) -> Any:
+        """Run one management command; a ManagementError is the answer, not a server fault."""
         args = validate(command, args if args is not None else {})
         LOG.info("management: %s %s", command, args)
         return self._handlers[command](args)
