@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 from collections.abc import Callable
 
 import netaddr
@@ -28,8 +29,17 @@ def system_rng(bits: int) -> int:
     return random.SystemRandom().getrandbits(bits)
 
 
+_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])([0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
+
+
 def canonical_mac(mac: str) -> str:
-    """Any MAC spelling -> ``fa:16:3e:00:00:01``; BadRequest if it is not a MAC."""
+    """``FA-16-3E-00-00-01`` or ``fa:16:3e:00:00:01`` -> ``fa:16:3e:00:00:01``.
+
+    Six octets, colons or dashes, nothing else: netaddr alone also takes ``fa:16:3f`` (and
+    pads it into another MAC), which would turn a typo into a wrong address.
+    """
+    if not isinstance(mac, str) or not _MAC.match(mac):
+        raise BadRequest(f"{mac!r} is not a MAC address (six octets, e.g. fa:16:3e:00:00:01)")
     try:
         return str(netaddr.EUI(mac, dialect=netaddr.mac_unix_expanded))
     except (netaddr.AddrFormatError, TypeError, ValueError):
