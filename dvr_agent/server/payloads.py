@@ -136,9 +136,14 @@ def floatingip_dict(session: Session, fip: models.FloatingIP) -> dict[str, Any]:
             **_project(fip), **_standard(fip)}
 
 
-def router_dict(session: Session, router: models.Router) -> dict[str, Any]:
-    """The router alone (no underscore keys): ``dvrctl router show`` and the base of sync."""
-    gw = ports.router_gateway_port(session, router.id)
+def router_dict(session: Session, router: models.Router,
+                gw: models.Port | bool | None = False) -> dict[str, Any]:
+    """The router alone (no underscore keys): ``dvrctl router show`` and the base of sync.
+
+    ``gw``: the gateway port if the caller already has it (None: it has none).
+    """
+    if gw is False:
+        gw = ports.router_gateway_port(session, router.id)
     info = None
     if gw is not None:
         info = {"enable_snat": True, "network_id": gw.network_id,
@@ -156,14 +161,14 @@ def router_dict(session: Session, router: models.Router) -> dict[str, Any]:
 
 def sync_router_dict(session: Session, router: models.Router, host: str) -> dict[str, Any]:
     """A router as ``sync_routers`` gives it to ``host``'s L3 agent."""
-    body = router_dict(session, router)
-    body["_interfaces"] = [port_dict(p) for p in
-                           ports.router_ports(session, router.id, routers.INTERFACE)]
-    gw = ports.router_gateway_port(session, router.id)
+    by_type = ports.router_ports_by_type(session, router.id)
+    gws = by_type.get(routers.GATEWAY, [])
+    gw = gws[0] if gws else None
+    body = router_dict(session, router, gw)
+    body["_interfaces"] = [port_dict(p) for p in by_type.get(routers.INTERFACE, [])]
     if gw is not None:
         body["gw_port"] = port_dict(gw)
-        body["_snat_router_interfaces"] = [
-            port_dict(p) for p in ports.router_ports(session, router.id, routers.CSNAT)]
+        body["_snat_router_interfaces"] = [port_dict(p) for p in by_type.get(routers.CSNAT, [])]
         body["_floatingip_agent_interfaces"] = [
             port_dict(p) for p in floatingips.host_gateway_ports(session, gw.network_id, host)]
     fips = [floatingip_dict(session, f) for f in session.scalars(

@@ -3,11 +3,15 @@
 ``change(work)`` is how every mutation runs: ``work(session)`` returns an Outcome inside
 one write transaction; after commit its notifications go out. RPC endpoints and the
 management API hold a ControlPlane and nothing else.
+
+``generation`` counts committed changes that may alter what agents are told (everything
+but a plain heartbeat): answers computed from the database can be reused while it stands.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -28,15 +32,20 @@ class ControlPlane:
         self.db = db
         self.settings = settings
         self._send = send
+        self.generation = 0
+        self._generation_lock = threading.Lock()
 
     def read(self, work: Callable[[Session], T]) -> T:
         return self.db.read(work)
 
     def change(self, work: Callable[[Session], Outcome],
-               present: Callable[[Session, Any], Any] | None = None) -> Any:
+               present: Callable[[Session, Any], Any] | None = None, *,
+               topology: bool = True) -> Any:
         """Run a mutation, send what it calls for; return ``present(result)`` or the result.
 
         ``present`` runs in the same transaction, so the answer shows the committed state.
+        ``topology=False`` marks a change no agent-visible answer depends on (a heartbeat
+        that scheduled nothing); every other change starts a new generation.
         """
         def unit(session: Session) -> tuple[Any, list[Notification]]:
             outcome = work(session)
@@ -48,6 +57,9 @@ class ControlPlane:
             return result, outcome.notifications
 
         result, notes = self.db.write(unit)
+        if topology or notes:
+            with self._generation_lock:
+                self.generation += 1
         if notes:
             self._send(notes)
         return result

@@ -125,11 +125,18 @@ def bind_distributed(session: Session, router_ids: list[str], host: str) -> None
 
 
 def missing_distributed_bindings(session: Session, router_ids: list[str], host: str) -> bool:
-    for router_id in router_ids:
-        for port in ports.router_ports(session, router_id, protocol.DEVICE_OWNER_DVR_INTERFACE):
-            if session.get(models.DistributedPortBinding, (port.id, host)) is None:
-                return True
-    return False
+    """Has any DVR interface of these routers no binding on ``host`` yet? (one query)"""
+    if not router_ids:
+        return False
+    unbound = session.scalar(
+        select(models.RouterPort.port_id)
+        .outerjoin(models.DistributedPortBinding,
+                   (models.DistributedPortBinding.port_id == models.RouterPort.port_id)
+                   & (models.DistributedPortBinding.host == host))
+        .where(models.RouterPort.router_id.in_(router_ids),
+               models.RouterPort.port_type == protocol.DEVICE_OWNER_DVR_INTERFACE,
+               models.DistributedPortBinding.port_id.is_(None)).limit(1))
+    return unbound is not None
 
 
 def unbind_distributed(session: Session, router_id: str, host: str) -> None:

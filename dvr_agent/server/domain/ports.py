@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload, selectinload
 
 from dvr_agent.rpc import protocol
 from dvr_agent.server.db import models
@@ -120,8 +120,27 @@ def delete_port(session: Session, port: models.Port) -> list[notify.Notification
     return notes
 
 
+def router_ports_by_type(session: Session, router_id: str) -> dict[str, list[models.Port]]:
+    """All of a router's ports, by kind (interfaces, csnat, gateway), oldest first.
+
+    Addresses, subnets and networks come in the same few round trips: every payload reads
+    them, and lazy loading them port by port was most of ``sync_routers``' time.
+    """
+    found: dict[str, list[models.Port]] = {}
+    rows = session.execute(
+        select(models.RouterPort.port_type, models.Port)
+        .join(models.Port, models.RouterPort.port_id == models.Port.id)
+        .where(models.RouterPort.router_id == router_id)
+        .options(selectinload(models.Port.fixed_ips).joinedload(models.IPAllocation.subnet),
+                 joinedload(models.Port.network).selectinload(models.Network.subnets))
+        .order_by(models.Port.created_at, models.Port.id))
+    for port_type, port in rows:
+        found.setdefault(port_type, []).append(port)
+    return found
+
+
 def router_ports(session: Session, router_id: str, port_type: str) -> list[models.Port]:
-    """A router's ports of one kind (interfaces, csnat ports, its gateway), oldest first."""
+    """A router's ports of one kind, oldest first."""
     return list(session.scalars(
         select(models.Port).join(models.RouterPort, models.RouterPort.port_id == models.Port.id)
         .where(models.RouterPort.router_id == router_id, models.RouterPort.port_type == port_type)

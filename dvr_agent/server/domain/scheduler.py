@@ -15,7 +15,7 @@ import datetime
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, bindparam, func, select, union
 from sqlalchemy.orm import Session, aliased
 
 from dvr_agent.rpc import protocol
@@ -59,17 +59,22 @@ def hosts_of_router(session: Session, router_id: str) -> frozenset[str]:
     return hosting(session, [router_id])[router_id]
 
 
+# Built once: constructing a SELECT costs more Python time than SQLite takes to run it, and
+# this one runs on every get_router_ids and sync_routers.
+_ROUTERS_OF_HOST = union(
+    select(models.RouterPort.router_id)
+    .join(_if_ip, _if_ip.port_id == models.RouterPort.port_id)
+    .join(_vm_ip, _vm_ip.subnet_id == _if_ip.subnet_id)
+    .join(_vm_port, and_(_vm_port.id == _vm_ip.port_id,
+                         _vm_port.binding_host == bindparam("host")))
+    .where(models.RouterPort.port_type == protocol.DEVICE_OWNER_DVR_INTERFACE,
+           _vm_port.device_owner.startswith(protocol.DEVICE_OWNER_COMPUTE_PREFIX)),
+    select(models.Router.id).where(models.Router.snat_host == bindparam("host")))
+
+
 def routers_of_host(session: Session, host: str) -> list[str]:
     """Ids of the routers ``host`` hosts, sorted."""
-    ids = set(session.scalars(
-        select(models.RouterPort.router_id).distinct()
-        .join(_if_ip, _if_ip.port_id == models.RouterPort.port_id)
-        .join(_vm_ip, _vm_ip.subnet_id == _if_ip.subnet_id)
-        .join(_vm_port, and_(_vm_port.id == _vm_ip.port_id, _vm_port.binding_host == host))
-        .where(models.RouterPort.port_type == protocol.DEVICE_OWNER_DVR_INTERFACE,
-               _vm_port.device_owner.startswith(protocol.DEVICE_OWNER_COMPUTE_PREFIX))))
-    ids |= set(session.scalars(select(models.Router.id).where(models.Router.snat_host == host)))
-    return sorted(ids)
+    return sorted(set(session.scalars(_ROUTERS_OF_HOST, {"host": host})))
 
 
 def routers_on_subnets(session: Session, subnet_ids: Iterable[str]) -> dict[str, list[str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from sqlalchemy import select
@@ -29,11 +30,41 @@ def _require(value: Any, name: str) -> str:
     return value
 
 
+class SyncCache:
+    """``sync_routers`` answers per (host, router_ids), valid for one ControlPlane generation.
+
+    Agents ask far more often (every resync, every routers_updated) than the topology
+    changes, and building a router payload is most of the server's CPU under load. The
+    generation is read before the database, so an answer built from an older snapshot is
+    filed under the older generation and never served once a change has committed.
+    Bounded: when full it simply starts over.
+    """
+
+    def __init__(self, size: int = 8192):
+        self._size = size
+        self._entries: dict[tuple, tuple[int, list[dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, generation: int) -> list[dict[str, Any]] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[0] != generation:
+            return None
+        return entry[1]  # shared, read-only: oslo.messaging only serialises it
+
+    def put(self, key: tuple, generation: int, routers: list[dict[str, Any]]) -> None:
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = (generation, routers)
+
+
 class L3PluginEndpoint:
     target = oslo_messaging.Target(version=protocol.L3_PLUGIN_SERVER_VERSION)
 
     def __init__(self, plane: ControlPlane):
         self._plane = plane
+        self._synced = SyncCache()
 
     def get_router_ids(self, context: dict, host: str, **kwargs: Any) -> list[str]:
         host = _require(host, "host")
@@ -50,22 +81,28 @@ class L3PluginEndpoint:
         if router_ids is not None and not isinstance(router_ids, list):
             raise BadRequest("router_ids must be a list of router ids or None")
 
-        def hosted(session: Session) -> tuple[list[str], bool]:
+        def build(session: Session) -> list[dict[str, Any]] | None:
             ids = scheduler.routers_of_host(session, host)
             if router_ids is not None:
                 wanted = set(router_ids)
                 ids = [i for i in ids if i in wanted]
-            return ids, devices.missing_distributed_bindings(session, ids, host)
-
-        ids, unbound = self._plane.read(hosted)
-        if unbound:
-            self._plane.change(lambda s: Outcome(devices.bind_distributed(s, ids, host)))
-
-        def build(session: Session) -> list[dict[str, Any]]:
+            if devices.missing_distributed_bindings(session, ids, host):
+                return None  # bind first (a write), then build
             rows = [session.get(models.Router, i) for i in ids]
             return [payloads.sync_router_dict(session, r, host) for r in rows if r is not None]
 
-        return self._plane.read(build)
+        key = (host, None if router_ids is None else tuple(sorted(router_ids)))
+        generation = self._plane.generation
+        routers = self._synced.get(key, generation)
+        if routers is None:
+            routers = self._plane.read(build)
+        if routers is None:
+            self._plane.change(lambda s: Outcome(devices.bind_distributed(
+                s, scheduler.routers_of_host(s, host), host)))
+            generation = self._plane.generation
+            routers = self._plane.read(build) or []
+        self._synced.put(key, generation, routers)
+        return routers
 
     def get_agent_gateway_port(self, context: dict, **kwargs: Any) -> dict[str, Any] | None:
         """The host's fg port on the external network, made if missing (Neutron: the same).

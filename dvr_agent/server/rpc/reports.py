@@ -40,7 +40,7 @@ class ReportsEndpoint:
                 LOG.info("agent %s on %s: %s", state["agent_type"], state["host"], status)
             return Outcome(status, notes)
 
-        return self._plane.change(work)
+        return self._plane.change(work, topology=False)
 
     def has_alive_neutron_server(self, context: dict, **kwargs: Any) -> bool:
         return True
