@@ -1,13 +1,13 @@
 """Load on dvr-server: N agents calling report_state and sync_routers every second.
 
     python tests/isolated.py .venv/bin/python benchmarks/server_load.py [--agents 200]
-        [--duration 60] [--both] [--workers 96]
+        [--duration 60] [--alternate] [--workers 96]
 
 Starts its own RabbitMQ node and dvr-server (SQLite, the default), on loopback only, builds
 a topology where every agent's host hosts one router (a VM on its subnet), then for
-``duration`` seconds makes every agent call once per second, alternating ``report_state``
-and ``sync_routers`` (half of each per second: 200 calls/s for 200 agents); with
-``--both`` every agent makes both calls every second (twice the rate). Prints calls made,
+``duration`` seconds makes every agent call ``report_state`` and ``sync_routers`` once per
+second (400 calls/s for 200 agents); with ``--alternate`` each agent makes one of the two
+per second, in turn (half the rate). Prints calls made,
 errors, the achieved rate, latency percentiles and how often the server logged "database
 is locked". Bounded in time; stops by itself.
 """
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                             p.TOPIC_REPORTS, p.REPORTS_VERSION, "report_state",
                             **l3_state(host, p.AGENT_MODE_DVR))),
                         ("sync_routers", lambda: caller.sync_routers_of(host)))
-                if not args.both:
+                if args.alternate:
                     plan = (plan[turn % 2],)
                 for method, call in plan:
                     start = time.monotonic()
@@ -93,12 +93,12 @@ def run(args: argparse.Namespace) -> int:
             server.stop()
         with open(server.log_path) as f:
             locked = f.read().count("database is locked")
-    per_agent = 2 if args.both else 1
+    per_agent = 1 if args.alternate else 2
     sent = per_agent * args.agents * args.duration
     done = sorted(latencies)
     pct = (lambda q: done[min(len(done) - 1, int(q * len(done)))] * 1000) if done else \
         (lambda q: float("nan"))
-    kind = "report_state + sync_routers" if args.both else "report_state or sync_routers"
+    kind = "report_state or sync_routers" if args.alternate else "report_state + sync_routers"
     print(f"dvr-server load: {args.agents} agents x ({kind}) per second "
           f"for {args.duration} s on SQLite")
     print(f"  calls: {sent} sent, {len(done)} answered, {len(errors)} errors, "
@@ -118,8 +118,8 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--duration", type=int, default=60)
     parser.add_argument("--workers", type=int, default=96)
-    parser.add_argument("--both", action="store_true",
-                        help="both calls per agent per second instead of alternating")
+    parser.add_argument("--alternate", action="store_true",
+                        help="one call per agent per second, in turn, instead of both")
     return run(parser.parse_args())
 
 
