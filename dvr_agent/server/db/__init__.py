@@ -1,0 +1,1 @@
+"""dvr-server's database: models, engine and sessions, migrations."""

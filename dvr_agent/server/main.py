@@ -1,0 +1,129 @@
+"""``dvr-server``: serve Neutron's agent RPC and the management API, or migrate the database.
+
+    dvr-server --config-file /etc/dvr-agent/dvr-server.conf             # serve
+    dvr-server --config-file /etc/dvr-agent/dvr-server.conf db upgrade  # schema to head
+
+Serving refuses a database that is not at the schema this code needs, with a message that
+says to run ``db upgrade``, rather than failing later on a missing column.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+
+from oslo_config import cfg
+from oslo_log import log as oslo_log
+
+from dvr_agent.rpc import protocol
+from dvr_agent.rpc import transport as rpc_transport
+from dvr_agent.server import config, management_protocol
+from dvr_agent.server.db import api as db_api
+from dvr_agent.server.db import migrate
+from dvr_agent.server.domain.settings import Settings, parse_vni_ranges
+from dvr_agent.server.notifier import Notifier
+from dvr_agent.server.rpc.l3 import L3PluginEndpoint
+from dvr_agent.server.rpc.management import ManagementEndpoint
+from dvr_agent.server.rpc.plugin import DvrEndpoint, PluginEndpoint
+from dvr_agent.server.rpc.reports import ReportsEndpoint
+from dvr_agent.server.service import ControlPlane
+
+LOG = logging.getLogger(__name__)
+oslo_messaging = rpc_transport.oslo_messaging
+_CLI_OPTS = [cfg.MultiStrOpt("command", positional=True, default=[],
+                             help="Nothing to serve, or `db upgrade`.")]
+
+
+def settings_from_conf(conf: cfg.ConfigOpts) -> Settings:
+    return Settings(base_mac=conf.base_mac, dvr_base_mac=conf.dvr_base_mac,
+                    dvr_mac_retries=conf.dvr_mac_retries, agent_down_time=conf.agent_down_time,
+                    vni_ranges=parse_vni_ranges(conf.vni_ranges),
+                    default_physnet=conf.default_physnet,
+                    global_physnet_mtu=conf.global_physnet_mtu)
+
+
+def database_from_conf(conf: cfg.ConfigOpts) -> db_api.Database:
+    url = conf.database.connection or db_api.default_url(conf.state_path)
+    return db_api.Database(url, busy_timeout_ms=conf.database.sqlite_busy_timeout,
+                           max_retries=conf.database.max_retries)
+
+
+class Server:
+    """The RPC servers of dvr-server on one transport, started and stopped together."""
+
+    def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database):
+        self.transport = rpc_transport.get_transport(conf)
+        self.plane = ControlPlane(db, settings_from_conf(conf), Notifier(self.transport).send)
+        endpoints = {
+            protocol.TOPIC_L3_PLUGIN: [L3PluginEndpoint(self.plane)],
+            protocol.TOPIC_PLUGIN: [PluginEndpoint(self.plane), DvrEndpoint(self.plane)],
+            protocol.TOPIC_REPORTS: [ReportsEndpoint(self.plane)],
+            management_protocol.TOPIC: [ManagementEndpoint(self.plane)],
+        }
+        self.servers = [
+            oslo_messaging.get_rpc_server(
+                self.transport, oslo_messaging.Target(topic=topic, server=conf.host), eps,
+                access_policy=oslo_messaging.DefaultRPCAccessPolicy)
+            for topic, eps in endpoints.items()]
+
+    def start(self) -> None:
+        for server in self.servers:
+            server.start()
+
+    def stop(self) -> None:
+        for server in self.servers:
+            server.stop()
+        for server in self.servers:
+            server.wait()
+        self.transport.cleanup()
+
+
+def _parse(argv: list[str]) -> cfg.ConfigOpts:
+    conf = cfg.CONF
+    config.register(conf)
+    oslo_log.register_options(conf)
+    conf.register_cli_opts(_CLI_OPTS)
+    conf(argv, project="dvr-agent", prog="dvr-server")
+    oslo_log.setup(conf, "dvr-server")
+    return conf
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf = _parse(sys.argv[1:] if argv is None else argv)
+    command = list(conf.command)
+    if command not in ([], ["db", "upgrade"]):
+        print(f"dvr-server: unknown command {' '.join(command)!r}; "
+              "the only command is `db upgrade`", file=sys.stderr)
+        return 2
+    try:
+        settings_from_conf(conf)
+    except ValueError as exc:
+        print(f"dvr-server: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    db = database_from_conf(conf)
+    if command == ["db", "upgrade"]:
+        migrate.upgrade(db.engine)
+        print(f"dvr-server: database at schema {migrate.head_revision()}")
+        return 0
+    try:
+        migrate.check_current(db.engine)
+    except migrate.SchemaOutOfDate as exc:
+        print(f"dvr-server: {exc}", file=sys.stderr)
+        return 1
+    server = Server(conf, db)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    server.start()
+    LOG.info("dvr-server %s serving on %s", conf.host, db.url.split("@")[-1])
+    stopping.wait()
+    LOG.info("dvr-server stopping")
+    server.stop()
+    db.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Alembic migrations of dvr-server's schema (``dvr-server db upgrade``)."""

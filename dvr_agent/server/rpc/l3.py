@@ -1,0 +1,156 @@
+"""``q-l3-plugin``: what an L3 agent asks (neutron's L3RpcCallback, target 1.13)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from dvr_agent.rpc import protocol
+from dvr_agent.rpc.transport import oslo_messaging
+from dvr_agent.server import payloads
+from dvr_agent.server.db import models
+from dvr_agent.server.domain import agents, devices, floatingips, scheduler
+from dvr_agent.server.domain.notifications import Outcome
+from dvr_agent.server.errors import BadRequest
+from dvr_agent.server.service import ControlPlane
+
+LOG = logging.getLogger(__name__)
+# What neutron-server 29 answered (captures); agents only test for membership.
+SERVICE_PLUGINS = ["CORE", "L3_ROUTER_NAT", "auto-allocated-topology", "TAG", "timestamp",
+                   "network-ip-availability", "FLAVORS", "revision_plugin"]
+
+
+def _require(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"{name} must be a non-empty string")
+    return value
+
+
+class SyncCache:
+    """``sync_routers`` answers per (host, router_ids), valid for one ControlPlane generation.
+
+    Agents ask far more often (every resync, every routers_updated) than the topology
+    changes, and building a router payload is most of the server's CPU under load. The
+    generation is read before the database, so an answer built from an older snapshot is
+    filed under the older generation and never served once a change has committed.
+    Bounded: when full it simply starts over.
+    """
+
+    def __init__(self, size: int = 8192):
+        self._size = size
+        self._entries: dict[tuple, tuple[int, list[dict[str, Any]]]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, generation: int) -> list[dict[str, Any]] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[0] != generation:
+            return None
+        return entry[1]  # shared, read-only: oslo.messaging only serialises it
+
+    def put(self, key: tuple, generation: int, routers: list[dict[str, Any]]) -> None:
+        with self._lock:
+            if len(self._entries) >= self._size:
+                self._entries.clear()
+            self._entries[key] = (generation, routers)
+
+
+class L3PluginEndpoint:
+    target = oslo_messaging.Target(version=protocol.L3_PLUGIN_SERVER_VERSION)
+
+    def __init__(self, plane: ControlPlane):
+        self._plane = plane
+        self._synced = SyncCache()
+
+    def get_router_ids(self, context: dict, host: str, **kwargs: Any) -> list[str]:
+        host = _require(host, "host")
+        return self._plane.read(lambda s: scheduler.routers_of_host(s, host))
+
+    def sync_routers(self, context: dict, host: str, router_ids: list[str] | None = None,
+                     **kwargs: Any) -> list[dict[str, Any]]:
+        """The routers ``host`` hosts (all, or those of ``router_ids``), Neutron-shaped.
+
+        A router the host does not host is simply absent: that is how an agent learns to
+        remove it (the captures show ``[]`` once compute1's last VM is gone).
+        """
+        host = _require(host, "host")
+        if router_ids is not None and not isinstance(router_ids, list):
+            raise BadRequest("router_ids must be a list of router ids or None")
+
+        def build(session: Session) -> list[dict[str, Any]] | None:
+            ids = scheduler.routers_of_host(session, host)
+            if router_ids is not None:
+                wanted = set(router_ids)
+                ids = [i for i in ids if i in wanted]
+            if devices.missing_distributed_bindings(session, ids, host):
+                return None  # bind first (a write), then build
+            rows = [session.get(models.Router, i) for i in ids]
+            return [payloads.sync_router_dict(session, r, host) for r in rows if r is not None]
+
+        key = (host, None if router_ids is None else tuple(sorted(router_ids)))
+        generation = self._plane.generation
+        routers = self._synced.get(key, generation)
+        if routers is None:
+            routers = self._plane.read(build)
+        if routers is None:
+            self._plane.change(lambda s: Outcome(devices.bind_distributed(
+                s, scheduler.routers_of_host(s, host), host)))
+            generation = self._plane.generation
+            routers = self._plane.read(build) or []
+        self._synced.put(key, generation, routers)
+        return routers
+
+    def get_agent_gateway_port(self, context: dict, **kwargs: Any) -> dict[str, Any] | None:
+        """The host's fg port on the external network, made if missing (Neutron: the same).
+
+        Neutron's agent sends ``network_id``; the stand-in agents of the captures sent
+        ``fip_net``. Both are accepted.
+        """
+        network_id = _require(kwargs.get("network_id") or kwargs.get("fip_net"), "network_id")
+        host = _require(kwargs.get("host"), "host")
+
+        def work(session: Session) -> Outcome:
+            network = session.get(models.Network, network_id)
+            if network is None or not network.external:
+                raise BadRequest(f"network_id {network_id} is not an external network")
+            agent = agents.l3_agent(session, host)
+            if agent is not None and agents.agent_mode(agent) == \
+                    protocol.AGENT_MODE_DVR_NO_EXTERNAL:
+                return Outcome(None)
+            return Outcome(floatingips.gateway_port(session, self._plane.settings, network,
+                                                    host))
+
+        return self._plane.change(
+            work, lambda s, port: payloads.port_dict(port) if port is not None else None)
+
+    def get_ports_by_subnet(self, context: dict, **kwargs: Any) -> list[dict[str, Any]]:
+        """Every bound port with an address on the subnet, for the router's static ARP."""
+        subnet_id = _require(kwargs.get("subnet_id"), "subnet_id")
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            found = session.scalars(
+                select(models.Port).join(models.IPAllocation,
+                                         models.IPAllocation.port_id == models.Port.id)
+                .where(models.IPAllocation.subnet_id == subnet_id,
+                       models.Port.binding_host != "",
+                       models.Port.device_owner.not_in(protocol.ROUTER_INTERFACE_OWNERS))
+                .order_by(models.Port.id).distinct())
+            return [payloads.port_brief(p) for p in found]
+
+        return self._plane.read(work)
+
+    def update_floatingip_statuses(self, context: dict, router_id: str,
+                                   fip_statuses: dict[str, str], **kwargs: Any) -> None:
+        _require(router_id, "router_id")
+        self._plane.change(lambda s: Outcome(
+            floatingips.set_statuses(s, router_id, fip_statuses)))
+
+    def get_service_plugin_list(self, context: dict, **kwargs: Any) -> list[str]:
+        return list(SERVICE_PLUGINS)
+
+    def get_host_ha_router_count(self, context: dict, host: str, **kwargs: Any) -> int:
+        return 0  # no HA routers here
