@@ -15,10 +15,12 @@ data plane exactly as it is.
 
 from __future__ import annotations
 
+import faulthandler
 import ipaddress
 import logging
 import threading
 import time
+from collections import Counter
 
 import oslo_messaging
 import tenacity
@@ -82,6 +84,7 @@ class Daemon:
         self._servers: list[oslo_messaging.MessageHandlingServer] = []
         self._fip_status: dict[str, dict[str, str]] = {}
         self._stopped = False
+        self.initial_changes: Counter = Counter()
 
     # ------------------------------------------------------------ start
 
@@ -112,15 +115,18 @@ class Daemon:
         self.vifs.start()
         self.notifier.status("full sync with the server")
         self.fetcher.request_full_sync()
-        while self.fetcher.full_syncs == 0:
-            if self.stopping.wait(0.05):
+        # converge on complete facts only: a VIF or segment learnt a moment later would
+        # mean its flows are removed by the first pass and added by the next one
+        while not (self.fetcher.full_syncs and self.fetcher.wait_idle(0.1)):
+            if self.stopping.is_set():
                 return
         self._converge()
         self._spawn("reconciler", self._reconcile_loop)
         self.housekeeping = Housekeeping(self)
         self._spawn("housekeeping", self.housekeeping.run)
         self.ready.set()
-        status = self.status_line(f"ready in {time.monotonic() - started:.1f} s")
+        status = self.status_line(f"ready in {time.monotonic() - started:.1f} s with "
+                                  f"{sum(self.initial_changes.values())} changes")
         LOG.info("dvr-agent on %s: %s", self.host, status)
         self.notifier.ready(status)
 
@@ -190,16 +196,23 @@ class Daemon:
         """The first passes: everything wanted, then what is ours but no longer wanted."""
         self.notifier.status("converging")
         keys = dict.fromkeys(self.core.wanted(), Aspect.ALL)
+        changes = Counter()
         for _ in range(INITIAL_PASSES):
             result = self._run_pass(keys)
+            changes += result.changes
             keys = dict.fromkeys(set(result.pending) | set(result.failed), Aspect.ALL)
             if not keys:
                 break
         stale = self.reconciler.stale_keys()
         if stale:
             LOG.info("removing what the server no longer wants here: %s", ", ".join(sorted(stale)))
-            self._run_pass(dict.fromkeys(stale, Aspect.ALL))
-        self.reconciler.delete_stale_flows()
+            changes += self._run_pass(dict.fromkeys(stale, Aspect.ALL)).changes
+        stale_flows = self.reconciler.delete_stale_flows()
+        if stale_flows:
+            changes["flows"] += stale_flows
+        self.initial_changes = changes
+        LOG.info("converged: %d changes (%s)", sum(changes.values()),
+                 ", ".join(f"{k} {v}" for k, v in sorted(changes.items())) or "none")
         self.core.change_quietly(lambda f: f.forget_unclaimed_allocations() or ())
         self._persist_allocations()
 
@@ -285,29 +298,42 @@ class Daemon:
         thread.start()
         self._threads.append(thread)
 
+    def _stop_rpc(self) -> None:
+        stoppers = [threading.Thread(target=server.stop, daemon=True)
+                    for server in self._servers]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
+        for server in self._servers:
+            server.wait()
+        self.transport.cleanup()
+
     def stop(self) -> None:
         """Stop serving; leave every namespace, port and flow exactly as it is."""
         if self._stopped:
             return
         self._stopped = True
         LOG.info("stopping; the data plane stays as it is")
+        # a stop that hangs says where: every thread's stack goes to stderr after 4 s
+        faulthandler.dump_traceback_later(4, exit=False)
         self.stopping.set()
         self.notifier.stopping()
         self.queue.close()
         if hasattr(self, "fetcher"):
             self.fetcher.stop()
-        for server in self._servers:
-            server.stop()
-        for server in self._servers:
-            server.wait()
-        deadline = time.monotonic() + 3
-        for thread in self._threads:
+        # oslo.messaging listeners notice a stop only at their next poll (up to 5 s each):
+        # stop them all at once, and give them 2 s; the process exits regardless
+        rpc_down = threading.Thread(target=self._stop_rpc, name="rpc-stop", daemon=True)
+        rpc_down.start()
+        deadline = time.monotonic() + 2
+        for thread in [rpc_down, *self._threads]:
             thread.join(max(0.0, deadline - time.monotonic()))
         if hasattr(self, "reconciler"):
-            self.reconciler.close()
+            self.reconciler.close(wait=False)
         self.ovsdb.stop()
         self.netlink.close()
-        self.transport.cleanup()
+        faulthandler.cancel_dump_traceback_later()
 
 
 def _active_fips(facts: Facts, router_id: str) -> set[str]:

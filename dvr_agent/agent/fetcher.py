@@ -64,6 +64,7 @@ class Fetcher:
         self._work = _Work()
         self._cond = threading.Condition()
         self._stopping = False
+        self._busy = False
         self._failures = 0
         self.full_syncs = 0
         self.last_full_sync: float | None = None  # monotonic time of the last success
@@ -96,6 +97,13 @@ class Fetcher:
             change(self._work)
             self._cond.notify()
 
+    def wait_idle(self, timeout: float) -> bool:
+        """True once nothing is queued or in progress (the facts are as complete as the
+        server makes them: routers, their ARP tables, segments, VIF details)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: self._stopping or (not self._busy and not self._work), timeout)
+
     def stop(self) -> None:
         with self._cond:
             self._stopping = True
@@ -111,6 +119,7 @@ class Fetcher:
                 if self._stopping:
                     return
                 work, self._work = self._work, _Work()
+                self._busy = True
             try:
                 self.process(work)
                 self._failures = 0
@@ -122,6 +131,10 @@ class Fetcher:
                             "retrying in %.1f s", exc, delay)
                 with self._cond:
                     self._cond.wait_for(lambda: self._stopping, timeout=delay)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
 
     def process(self, work: _Work) -> None:
         """Do one batch of work; on ServerUnavailable what is left is put back by run()."""

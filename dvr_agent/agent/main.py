@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import resource
 import signal
 import sys
@@ -27,6 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     conf = cfg.CONF
     config.register(conf)
     oslo_logging.register_options(conf)
+    oslo_logging.set_defaults(default_log_levels=[
+        *oslo_logging.get_default_log_levels(), "pyroute2=WARNING", "ovsdbapp=WARNING"])
     try:
         conf(sys.argv[1:] if argv is None else argv, project="dvr-agent")
         config.check(conf)
@@ -57,5 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def run() -> None:
+    """The console script: after stop(), exit at once. oslo.messaging may still hold
+    threads draining their last poll; everything of ours is on disk and in the kernel,
+    so waiting for them would only make `systemctl stop` slower."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -7,6 +7,7 @@ dependency. Without systemd ($NOTIFY_SOCKET unset) every call is a no-op.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 
@@ -28,7 +29,12 @@ class Notifier:
             return
         message = "\n".join(f"{k}={v}" for k, v in fields.items()).encode()
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.sendto(message, self._address)
+            # never block: a reader that is slow (or gone) must not stall a stop or the
+            # watchdog thread; a dropped STATUS is harmless, the next one follows
+            sock.setblocking(False)
+            with contextlib.suppress(BlockingIOError, ConnectionRefusedError,
+                                     FileNotFoundError):
+                sock.sendto(message, self._address)
 
     def ready(self, status: str) -> None:
         self.notify(READY="1", STATUS=status)

@@ -252,22 +252,20 @@ class Facts:
         return self._tunnel_keys()
 
     def add_fdb(self, entries: Iterable[FdbNetwork]) -> Keys:
-        """``add_fdb_entries``; also teaches a network's segment if not yet known."""
+        """``add_fdb_entries``: teaches how networks are carried (their segment).
+
+        The entries themselves do not shape flows (see compiler.network): only facts
+        that a restarted agent can learn again may, or a restart would change flows.
+        """
         keys: set[str] = set()
         for net in entries:
-            self.l2.add(net)
             if net.network_id not in self._segments:
                 keys |= self.set_segment(net.network_id, net.segment)
-            keys |= self._network_keys([net.network_id])
         return frozenset(keys)
 
     def remove_fdb(self, entries: Iterable[FdbNetwork]) -> Keys:
-        """``remove_fdb_entries``."""
-        keys: set[str] = set()
-        for net in entries:
-            self.l2.remove(net)
-            keys |= self._network_keys([net.network_id])
-        return frozenset(keys)
+        """``remove_fdb_entries``: nothing to undo (see add_fdb)."""
+        return frozenset()
 
     # ------------------------------------------------------------ routers
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Mapping
 
-from dvr_agent.models import FLOODING_MAC, FdbNetwork, Port, TunnelPeer
+from dvr_agent.models import Port, TunnelPeer
 from dvr_agent.models.fields import IPAddress
 from dvr_agent.rpc import protocol
 
@@ -94,37 +94,7 @@ class ArpTables:
 
 
 class L2Tables:
-    """Tunnel peers (from ``tunnel_sync``/``tunnel_update``) and l2pop FDB per network."""
+    """Tunnel peers (from ``tunnel_sync``/``tunnel_update``)."""
 
     def __init__(self) -> None:
         self.peers: dict[ipaddress.IPv4Address, TunnelPeer] = {}
-        self._fdb: dict[str, dict[ipaddress.IPv4Address, set[tuple[str, IPAddress]]]] = {}
-
-    def add(self, net: FdbNetwork) -> None:
-        table = self._fdb.setdefault(net.network_id, {})
-        for endpoint, entries in net.ports:
-            table.setdefault(endpoint, set()).update(entries)
-
-    def remove(self, net: FdbNetwork) -> None:
-        table = self._fdb.get(net.network_id, {})
-        for endpoint, entries in net.ports:
-            if endpoint in table:
-                table[endpoint].difference_update(entries)
-                if not table[endpoint]:
-                    del table[endpoint]
-
-    def flood_endpoints(self, network_id: str) -> frozenset[ipaddress.IPv4Address] | None:
-        """Endpoints l2pop said to flood to; None if l2pop told us nothing of the network."""
-        table = self._fdb.get(network_id)
-        if not table:
-            return None
-        return frozenset(ep for ep, entries in table.items()
-                         if any(mac == FLOODING_MAC for mac, _ in entries))
-
-    def unicast(self, network_id: str) -> tuple[tuple[ipaddress.IPv4Address, str, IPAddress],
-                                                 ...]:
-        """(endpoint, MAC, IP) of every remote port l2pop told us of, sorted."""
-        table = self._fdb.get(network_id, {})
-        return tuple(sorted(((ep, mac, ip) for ep, entries in table.items()
-                             for mac, ip in entries if mac != FLOODING_MAC),
-                            key=lambda t: (int(t[0]), t[1], str(t[2]))))

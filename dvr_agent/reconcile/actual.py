@@ -85,8 +85,8 @@ class ActualReader:
         self._drivers = drivers
         self._executor = executor
 
-    def host_links(self) -> set[str]:
-        return set(self._drivers.netlink(None).links())
+    def host_links(self) -> Mapping[str, LinkView]:
+        return self._drivers.netlink(None).links()
 
     def read(self, desired: Mapping[str, KeyState], aspects: Mapping[str, Aspect],
              bridges: Iterable[str]) -> dict[str, ActualKey]:
@@ -98,9 +98,11 @@ class ActualReader:
                 if name in existing:
                     jobs[name] = self._executor.submit(
                         self._read_namespace, name, wanted_ns.get(name), aspects[key])
-        flows = self._read_flows([k for k in desired if aspects[k] & Aspect.FLOWS], bridges)
-        replica = self._drivers.ovsdb.ports()
         bridges_now = self._drivers.ovsdb.bridges()
+        # a bridge that does not exist yet has no flows (and no socket to ask)
+        flows = self._read_flows([k for k in desired if aspects[k] & Aspect.FLOWS],
+                                 [b for b in bridges if b in bridges_now])
+        replica = self._drivers.ovsdb.ports()
         result = {}
         for key, want in desired.items():
             aspect = aspects[key]

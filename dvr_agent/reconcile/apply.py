@@ -149,6 +149,8 @@ class Applier:
                 missing.add(link.name)
                 continue
             handle.link_set(link.name, mac=link.mac, mtu=link.mtu, up=True)
+            if link.kind is LinkKind.OVS_VETH:  # the end Open vSwitch reads must be up too
+                self._d.netlink(None).link_set(link.peer, mtu=link.mtu, up=True)
             if link.kind in (LinkKind.VETH, LinkKind.OVS_VETH):
                 self._d.tx_checksum_off(ns.name, link.name)
             counts["links"] += 1

@@ -134,14 +134,16 @@ class KeyDiff:
         return ", ".join(f"{label[0]}{n} {label[1:]}" for label, n in counts.items())
 
 
-def diff_key(desired: KeyState, actual: ActualKey, host_links: Iterable[str]) -> KeyDiff:
+def diff_key(desired: KeyState, actual: ActualKey,
+             host_links: Mapping[str, LinkView]) -> KeyDiff:
     """Everything that must change for ``actual`` to become ``desired``.
 
-    ``host_links`` are the device names in the agent's own namespace: an OVS internal
-    port's tap shows up there first, and again after an ovs-vswitchd restart on the
-    userspace datapath, while the old copy in the namespace is left orphaned.
+    ``host_links`` are the devices in the agent's own namespace: an OVS internal port's
+    tap shows up there first, and again after an ovs-vswitchd restart on the userspace
+    datapath, while the old copy in the namespace is left orphaned; the host end of a
+    veth-plugged port lives there too, and must be up.
     """
-    host = set(host_links)
+    host = host_links
     result = KeyDiff(key=desired.key)
     wanted = {ns.name: ns for ns in desired.namespaces}
     for name in sorted(set(wanted) | set(actual.namespaces)):
@@ -166,7 +168,7 @@ def diff_flows(desired: Iterable[Flow], actual: Iterable[Flow]) -> tuple[set[Flo
 
 
 def _diff_namespace(want: Namespace | None, have: ActualNamespace | None, name: str,
-                    host: set[str]) -> NamespaceDiff:
+                    host: Mapping[str, LinkView]) -> NamespaceDiff:
     out = NamespaceDiff(name=name)
     if want is None:
         out.delete = have is not None
@@ -181,7 +183,7 @@ def _diff_namespace(want: Namespace | None, have: ActualNamespace | None, name: 
             out.links.append(link)
         elif link.kind is LinkKind.OVS_INTERNAL and link.name in host:
             out.replug.append(link)
-        elif not _link_matches(link, current):
+        elif not _link_matches(link, current) or _host_end_down(link, host):
             out.links.append(link)
     wanted_links = {link.name for link in want.links}
     out.links_del = sorted(n for n in have.links if n not in wanted_links and n != LOOPBACK)
@@ -199,6 +201,13 @@ def _diff_namespace(want: Namespace | None, have: ActualNamespace | None, name: 
     if want.nat != (have.nat or NatRules()):
         out.nat = want.nat
     return out
+
+
+def _host_end_down(link: Link, host: Mapping[str, LinkView]) -> bool:
+    if link.kind is not LinkKind.OVS_VETH:
+        return False
+    peer = host.get(link.peer)
+    return peer is None or not peer.up
 
 
 def _link_matches(link: Link, current: LinkView) -> bool:

@@ -66,8 +66,8 @@ class Reconciler:
         self._reader = ActualReader(drivers, self._executor)
         self._applier = Applier(drivers, self._executor)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
+    def close(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait)
 
     def run_pass(self, keys: Mapping[str, Aspect]) -> PassResult:
         """Make the host match the facts for ``keys`` (each limited to its aspects)."""
@@ -152,7 +152,8 @@ class Reconciler:
         so flows of other owners, with other cookies, are never touched)."""
         live = {cookie_for(k) for k in self._wanted()}
         removed = 0
-        for bridge in self._bridges():
+        existing = self._d.ovsdb.bridges()
+        for bridge in (b for b in self._bridges() if b in existing):
             stale = {f.cookie for f in self._d.openflow.dump(bridge, COOKIE_PREFIX,
                                                              COOKIE_PREFIX_MASK)} - live
             for cookie in sorted(stale):

@@ -17,7 +17,6 @@ from dvr_agent.models import (
     LocalVif,
     Segment,
     TunnelPeer,
-    fdb_entries,
 )
 from dvr_agent.state import Flow
 from tests.unit.compiler_world import (
@@ -60,10 +59,6 @@ def _representative_facts():
     facts.set_segment(uid("net1"), Segment(network_type="vxlan", segmentation_id=38))
     facts.set_segment(EXT_NET, Segment(network_type="flat", physical_network="physnet1"))
     facts.set_tunnel_peers([TunnelPeer(ip=ipaddress.IPv4Address("192.0.2.11"))])
-    facts.add_fdb(fdb_entries({"fdb_entries": {uid("net1"): {
-        "network_type": "vxlan", "segment_id": 38,
-        "ports": {"192.0.2.11": [["00:00:00:00:00:00", "0.0.0.0"],
-                                 ["fa:16:3e:11:22:33", "10.10.1.200"]]}}}}))
     for name, ofport in (("tapvm1", 7), ("qr-" + uid("r1-qr-sub1")[:11], 8),
                          ("sg-" + uid("r1-sg-sub1")[:11], 9), ("vxlan-c000020b", 3)):
         facts.set_ofport(name, ofport)
@@ -89,7 +84,7 @@ def test_every_compiled_flow_round_trips_through_ovs_unchanged(ovs, tmp_path):
         by_bridge.setdefault(flow.bridge, set()).add(flow)
     assert {"br-int", "br-tun", "br-ex"} <= by_bridge.keys()
     kinds = {(f.bridge, f.table, f.priority) for f in host.flows()}
-    assert {("br-tun", 1, 1), ("br-tun", 21, 1), ("br-tun", 20, 2), ("br-int", 3, 5),
+    assert {("br-tun", 1, 1), ("br-tun", 22, 1), ("br-tun", 4, 1), ("br-int", 3, 5),
             ("br-int", 60, 20), ("br-int", 0, 99), ("br-ex", 2, 4)} <= kinds
     for bridge, flows in sorted(by_bridge.items()):
         ovs.vsctl("--may-exist", "add-br", bridge, "--", "set", "Bridge", bridge,

@@ -1,0 +1,33 @@
+"""Everything of ours on the test host, read back as plain values: for "nothing changed",
+"nothing duplicated", "nothing leaked" assertions across agent restarts."""
+
+from __future__ import annotations
+
+from pyroute2 import netns
+
+from dvr_agent import names
+from dvr_agent.drivers import nftables
+from dvr_agent.drivers.netlink import Netlink
+from dvr_agent.state import COOKIE_PREFIX, COOKIE_PREFIX_MASK
+
+
+def namespace_state(name: str) -> dict:
+    with Netlink(name) as nl:
+        links = {n: (i.kind, i.mac, i.mtu, i.up, i.index) for n, i in nl.links().items()}
+        return {"links": links, "addresses": sorted(nl.addresses()),
+                "routes": sorted(nl.routes(), key=repr), "rules": sorted(nl.rules(), key=repr),
+                "neighbours": sorted(nl.neighbours()), "nat": nftables.read(name)}
+
+
+def host_snapshot(ovs) -> dict:
+    """Namespaces (with device indexes: a re-created device gets a new one), flows of our
+    cookies, and our OVS ports with their ofports."""
+    ours = sorted(n for n in netns.listnetns() if names.is_owned_namespace(n))
+    flows = {}
+    for bridge in ("br-int", "br-tun", "br-ex"):
+        dump = ovs.ofctl("--no-stats", "dump-flows", ovs.mgmt(bridge),
+                         f"cookie={COOKIE_PREFIX:#x}/{COOKIE_PREFIX_MASK:#x}")
+        flows[bridge] = sorted(line.strip() for line in dump.splitlines()[1:])
+    ports = ovs.vsctl("--format=csv", "--columns=name,ofport,external_ids", "list", "Interface")
+    return {"namespaces": {n: namespace_state(n) for n in ours}, "flows": flows,
+            "interfaces": sorted(ports.splitlines())}
