@@ -14,6 +14,7 @@ import socket
 from oslo_config import cfg
 
 from dvr_agent import names
+from dvr_agent.facts.config import PHYS_PATCH_PREFIX
 from dvr_agent.rpc import protocol, transport
 
 DEFAULT_OPTS = [
@@ -55,8 +56,10 @@ AGENT_OPTS = [
 ]
 
 OVS_OPTS = [
-    cfg.StrOpt("integration_bridge", default="br-int"),
-    cfg.StrOpt("tunnel_bridge", default="br-tun"),
+    cfg.StrOpt("integration_bridge", default="br-int",
+               help="The bridge VMs and router ports plug into."),
+    cfg.StrOpt("tunnel_bridge", default="br-tun",
+               help="The bridge that carries tenant networks over VXLAN to other hosts."),
     cfg.StrOpt("local_ip", help="This host's tunnel endpoint (VXLAN underlay) IPv4 address."),
     cfg.StrOpt("datapath_type", default="system", choices=["system", "netdev"],
                help="system: the kernel datapath (production); netdev: the userspace one."),
@@ -65,10 +68,12 @@ OVS_OPTS = [
     cfg.BoolOpt("ovs_use_veth", default=False,
                 help="Plug namespace ports with veth pairs instead of OVS internal ports "
                      "(needed on the userspace datapath to survive an ovs-vswitchd restart)."),
-    cfg.StrOpt("ovsdb_connection", default="unix:/run/openvswitch/db.sock"),
+    cfg.StrOpt("ovsdb_connection", default="unix:/run/openvswitch/db.sock",
+               help="Where ovsdb-server listens."),
     cfg.StrOpt("ovs_rundir", default="/run/openvswitch",
                help="Where ovs-vswitchd keeps <bridge>.mgmt (OpenFlow management sockets)."),
-    cfg.IntOpt("vxlan_udp_port", default=4789, min=1, max=65535),
+    cfg.IntOpt("vxlan_udp_port", default=4789, min=1, max=65535,
+               help="UDP port of the VXLAN tunnels."),
 ]
 
 
@@ -108,6 +113,11 @@ def check(conf: cfg.ConfigOpts) -> None:
             raise ConfigError(f"bridge name {bridge!r} is not a valid device name")
     if len(set(bridges)) != len(bridges):
         raise ConfigError(f"bridges must be distinct: {bridges}")
+    for bridge in bridge_mappings(conf).values():
+        if len(PHYS_PATCH_PREFIX + bridge) > names.DEVICE_NAME_MAX:
+            raise ConfigError(f"[ovs] bridge_mappings: bridge {bridge!r} is too long for its "
+                              f"patch port {PHYS_PATCH_PREFIX + bridge!r} (at most "
+                              f"{names.DEVICE_NAME_MAX - len(PHYS_PATCH_PREFIX)} characters)")
     state = conf.state_path
     try:
         os.makedirs(state, exist_ok=True)
