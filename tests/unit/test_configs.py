@@ -90,7 +90,7 @@ def test_unwritable_state_path_is_refused(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     conf.set_override("state_path", str(blocker / "state"))
-    with pytest.raises(agent_config.ConfigError, match="state_path .* cannot be created"):
+    with pytest.raises(agent_config.ConfigError, match=r"state_path .* cannot be created"):
         agent_config.check(conf)
 
 
