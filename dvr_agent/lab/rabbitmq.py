@@ -94,6 +94,11 @@ class RabbitMQNode:
                 "RABBITMQ_NODE_PORT": str(self.amqp_port),
                 "RABBITMQ_DIST_PORT": str(self.dist_port),
                 "ERL_EPMD_PORT": str(self.epmd_port),
+                # never let the node or rabbitmqctl start an epmd of their own: it would be
+                # daemonised, owned by nobody, and outlive us (ours is started by start())
+                "ERL_FLAGS": "-start_epmd false",
+                # a crash dump goes with the node, not into the caller's working directory
+                "ERL_CRASH_DUMP": os.path.join(d, "erl_crash.dump"),
                 "RABBITMQ_MNESIA_BASE": os.path.join(d, "mnesia"),
                 "RABBITMQ_LOG_BASE": os.path.join(d, "log"),
                 "RABBITMQ_PID_FILE": os.path.join(d, "rabbitmq.pid"),
@@ -174,7 +179,10 @@ class RabbitMQNode:
         if args and args[0] == "await_startup":
             cmd += ["--timeout", str(int(timeout))]
         try:
-            done = subprocess.run(cmd, env=self.env(), capture_output=True, text=True,
+            # rabbitmqctl is an Erlang VM too: when it cannot reach the node it "crashes";
+            # its dump helps nobody
+            env = {**self.env(), "ERL_CRASH_DUMP_SECONDS": "0"}
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True,
                                   timeout=timeout + 15, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise BrokerError(f"rabbitmqctl {' '.join(args)} timed out") from None

@@ -73,6 +73,12 @@ class Server:
             server.start()
 
     def stop(self) -> None:
+        """Stop taking requests, finish those in flight, close the transport.
+
+        One server after the other: each waits out its listener's poll (a few seconds).
+        Stopping them side by side was faster but deadlocked inside oslo.messaging now and
+        then (seen with the tests' fake agents), and a server that never exits is worse.
+        """
         for server in self.servers:
             server.stop()
         for server in self.servers:

@@ -211,3 +211,16 @@ def test_floating_ip_statuses_are_recorded(world, scenario):
     world.l3.update_floatingip_statuses(CONTEXT, router_id=scenario["router"],
                                         fip_statuses={scenario["fip"]: "ACTIVE"})
     assert world.ctl("floatingip.show", floatingip=scenario["fip"])["status"] == "ACTIVE"
+
+
+def test_sync_answers_are_reused_until_the_topology_changes(world, scenario):
+    first = world.l3.sync_routers(CONTEXT, host="compute1")
+    world.report("compute1", p.AGENT_MODE_DVR)  # a heartbeat changes nothing agents see
+    assert world.l3.sync_routers(CONTEXT, host="compute1") is first
+    world.ctl("router.remove_interface", router="r1", subnet="sub2")
+    [router] = world.l3.sync_routers(CONTEXT, host="compute1")
+    assert len(router["_interfaces"]) == 1 and len(first[0]["_interfaces"]) == 2
+    world.l3.update_floatingip_statuses(CONTEXT, router_id=scenario["router"],
+                                        fip_statuses={scenario["fip"]: "ACTIVE"})
+    [router] = world.l3.sync_routers(CONTEXT, host="compute1")
+    assert router["_floatingips"][0]["status"] == "ACTIVE"
