@@ -73,6 +73,9 @@ class RabbitMQNode:
     dist_port: int = field(default_factory=free_port)
     epmd_port: int = field(default_factory=free_port)
     name: str = ""
+    # argv prefix that runs a program where the node lives (e.g. nsenter into the lab's
+    # controller namespace); the node's own processes are then started by the caller
+    prefix: tuple[str, ...] = ()
     _own_dir: bool = False
     _epmd: subprocess.Popen | None = None
     _server: subprocess.Popen | None = None
@@ -175,7 +178,7 @@ class RabbitMQNode:
 
     def ctl(self, *args: str, timeout: float = 60.0) -> str:
         """Run ``rabbitmqctl -n NODE ARGS`` against this node; BrokerError on failure."""
-        cmd = [RABBITMQCTL, "-n", self.name, *args]
+        cmd = [*self.prefix, RABBITMQCTL, "-n", self.name, *args]
         if args and args[0] == "await_startup":
             cmd += ["--timeout", str(int(timeout))]
         try:

@@ -1,0 +1,209 @@
+"""The lab as a whole: bring it up, take it down, look at it, poke it.
+
+State lives in /run/dvr-lab/lab.json: the hosts, the PIDs of what was started, the VMs,
+the directories made on the machine. ``down`` works from that file and from the fixed
+names of layout.py, so it also cleans up after a crashed or half-finished ``up``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+
+from dvr_agent.lab import fabric, layout, services, vms
+from dvr_agent.lab.layout import HostSpec
+from dvr_agent.lab.netns_hosts import NamespaceHosts, kill_namespace_members
+from dvr_agent.lab.ovs import HostOvs
+from dvr_agent.lab.procs import Daemon, LabError, is_running
+
+
+class Lab:
+    def __init__(self, backend=None, progress=print) -> None:
+        self.backend = backend or NamespaceHosts()
+        self.say = progress
+        self.state = self._load()
+
+    # ------------------------------------------------------------ state
+
+    @staticmethod
+    def _load() -> dict:
+        try:
+            with open(layout.state_file()) as f:
+                return json.load(f)
+        except (FileNotFoundError, ValueError):
+            return {}
+
+    def save(self) -> None:
+        tmp = layout.state_file() + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.state, f, indent=1, sort_keys=True)
+        os.replace(tmp, layout.state_file())
+
+    @property
+    def hosts(self) -> list[HostSpec]:
+        return [HostSpec.from_json(h) for h in self.state.get("hosts", [])]
+
+    def host(self, name: str) -> HostSpec:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        known = ", ".join(h.name for h in self.hosts) or "none: run `dvr-lab up`"
+        raise LabError(f"no lab host {name!r} (hosts: {known})")
+
+    def ovs(self, host: HostSpec) -> HostOvs:
+        return HostOvs(self.backend, host)
+
+    # ------------------------------------------------------------ up and down
+
+    def up(self, hosts_text: str = layout.DEFAULT_HOSTS) -> None:
+        fabric.require_tools()
+        hosts = layout.parse_hosts(hosts_text)
+        if self.hosts and [h.to_json() for h in hosts] != self.state["hosts"]:
+            raise LabError("a lab with other hosts is up: `dvr-lab down` first")
+        fabric.ensure_base_dir()
+        self.state = self._load()
+        self.state["hosts"] = [h.to_json() for h in hosts]
+        self.state.setdefault("created_dirs", [])
+        self.state.setdefault("vms", {})
+        self.save()
+        self.say("fabric: underlay 192.0.2.0/24, external segment 203.0.113.0/24")
+        fabric.ensure_machine_dirs(self.state["created_dirs"])
+        fabric.ensure_fabric()
+        fabric.ensure_endpoint(layout.CONTROLLER_NS, "u-controller", layout.UNDERLAY_BRIDGE,
+                               f"{layout.CONTROLLER_IP}/{layout.UNDERLAY.prefixlen}")
+        fabric.ensure_endpoint(layout.UPSTREAM_NS, "x-upstream", layout.EXTERNAL_SEGMENT,
+                               f"{layout.UPSTREAM_IP}/{layout.EXTERNAL.prefixlen}")
+        self.save()
+        for host in hosts:
+            self.say(f"host {host.name} ({host.mode}): namespaces, Open vSwitch, "
+                     f"br-phy {host.underlay_ip}")
+            fabric.ensure_host_wires(host)
+            self.backend.create(host)
+            ovs = self.ovs(host)
+            ovs.start()
+            ovs.wire_bridges()
+        for host in hosts:
+            self.ovs(host).learn_underlay(hosts)
+        self.say("controller: RabbitMQ (own user and vhost) and dvr-server on SQLite")
+        services.start_broker(self.state)
+        self.save()
+        services.start_server(self.state)
+        self.save()
+        for host in hosts:
+            self.say(f"dvr-agent on {host.name}")
+            services.start_agent(self.backend, host, self.state)
+            self.save()
+        self.say("lab up: `dvr-lab status`, `dvr-lab exec HOST -- CMD`, `dvr-lab dvrctl ...`")
+
+    def down(self) -> None:
+        """Stop everything started (by PID), remove every namespace, mount and directory."""
+        self.state = self._load()
+        for name in list(self.state.get("vms", {})):
+            vm = self.state["vms"].pop(name)
+            vms.delete(self.backend, None, vm, server=False)
+        for host in self.hosts:
+            services.stop_agent(host, self.state)
+            with contextlib.suppress(LabError):
+                self.ovs(host).stop()
+        services.stop_server(self.state)
+        services.stop_broker(self.state)
+        for host in self.hosts:
+            self.backend.destroy(host)
+        self._remove_namespaces()
+        fabric.remove_machine_dirs(self.state.get("created_dirs", []))
+        self.state = {}
+        fabric.release_base_dir()
+
+    def _remove_namespaces(self) -> None:
+        """Every lab-* namespace, after killing what still runs in it (a crashed up)."""
+        names = [n for n in fabric.NAMESPACES.list() if layout.is_lab_namespace(n)]
+        inodes = set()
+        for name in names:
+            with contextlib.suppress(OSError):
+                inodes.add(os.stat(f"/run/netns/{name}").st_ino)
+        kill_namespace_members(inodes)
+        for name in names:
+            fabric.delete_namespace(name)
+
+    # ------------------------------------------------------------ looking and poking
+
+    def status(self) -> dict:
+        def daemon(key: str) -> dict:
+            data = self.state.get(key)
+            running = bool(data) and is_running(Daemon.from_json(data))
+            return {"running": running, "pid": data["pid"] if data else None}
+
+        hosts = []
+        for host in self.hosts:
+            hosts.append({"name": host.name, "mode": host.mode,
+                          "underlay_ip": str(host.underlay_ip),
+                          "agent": daemon(f"agent:{host.name}"),
+                          "ovs": [d.pid for d in self.ovs(host).daemons()]})
+        return {"up": bool(self.hosts), "hosts": hosts, "broker": daemon("broker"),
+                "server": daemon("server"), "vms": self.state.get("vms", {})}
+
+    def exec_argv(self, target: str, argv: list[str]) -> list[str]:
+        if target == "upstream":
+            return ["nsenter", f"--net=/run/netns/{layout.UPSTREAM_NS}", "--", *argv]
+        if target == "controller":
+            return [*services.IN_CONTROLLER, *argv]
+        return self.backend.command(self.host(target), argv)
+
+    def exec(self, target: str, argv: list[str]) -> int:
+        return subprocess.run(self.exec_argv(target, argv)).returncode
+
+    def log_path(self, target: str) -> str:
+        if target in ("controller", "server"):
+            return layout.controller_path("dvr-server.log")
+        return self.host(target).path("agent", "dvr-agent.log")
+
+    # ------------------------------------------------------------ VMs
+
+    def vm_boot(self, name: str, host: str, network: str, ip: str | None = None) -> dict:
+        vm = vms.boot(self.backend, self.host(host), name, network, ip)
+        self.state.setdefault("vms", {})[name] = vm
+        self.save()
+        return vm
+
+    def vm(self, name: str) -> dict:
+        vm = self.state.get("vms", {}).get(name)
+        if vm is None:
+            raise LabError(f"no VM {name!r} (`dvr-lab status` lists them)")
+        return vm
+
+    def vm_delete(self, name: str) -> None:
+        vm = self.vm(name)
+        vms.delete(self.backend, self.host(vm["host"]), vm)
+        del self.state["vms"][name]
+        self.save()
+
+    def vm_exec(self, name: str, argv: list[str], capture: bool = False):
+        self.vm(name)
+        return subprocess.run(vms.command(name, argv), text=True, capture_output=capture)
+
+    # ------------------------------------------------------------ faults and restarts
+
+    def agent(self, action: str, host_name: str) -> None:
+        host = self.host(host_name)
+        if action in ("stop", "restart"):
+            services.stop_agent(host, self.state)
+        elif action == "kill":
+            services.stop_agent(host, self.state, sig=signal.SIGKILL)
+        if action in ("start", "restart"):
+            services.start_agent(self.backend, host, self.state)
+        self.save()
+
+    def server_restart(self) -> None:
+        services.stop_server(self.state)
+        services.start_server(self.state)
+        self.save()
+
+    def broker(self, action: str) -> None:
+        if action == "stop":
+            services.stop_broker(self.state)
+        else:
+            services.start_broker(self.state)
+        self.save()
