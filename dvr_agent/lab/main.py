@@ -157,6 +157,9 @@ def _print_status(status: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["dvrctl"]:  # everything after it is dvrctl's, options included
+        argv = ["dvrctl", "--", *argv[1:]]
     args = _parser().parse_args(argv)
     if os.geteuid() != 0:
         print("dvr-lab: needs root (namespaces, Open vSwitch)", file=sys.stderr)

@@ -90,9 +90,24 @@ class NamespaceHosts:
             # no copies of the other hosts' namespace files (they would pin them)
             f"umount -l {layout.BASE_DIR}",
         ])
-        run(["nsenter", f"--net={self.netns_path(host)}", "--", "unshare",
-             f"--mount={host.path('mnt')}", f"--uts={host.path('uts')}",
-             "--propagation", "private", "--", "sh", "-c", script])
+        argv = ["nsenter", f"--net={self.netns_path(host)}", "--", "unshare",
+                f"--mount={host.path('mnt')}", f"--uts={host.path('uts')}",
+                "--propagation", "private", "--", "sh", "-c", script]
+        # The kernel refuses to bind a mount namespace into one whose id is not smaller
+        # (a loop check). Ids come from per-CPU batches (seen on 6.18), so when the lab
+        # runs in a mount namespace other than the machine's (isolated tests, a
+        # container), a new namespace made on the "wrong" CPU gets a smaller id and the
+        # bind fails with EINVAL. One of the CPUs always gives a larger id: try each.
+        failure = None
+        for cpu in sorted(os.sched_getaffinity(0)):
+            try:
+                run(["taskset", "--cpu-list", str(cpu), *argv])
+                return
+            except LabError as exc:
+                failure = exc
+                for path in ("mnt", "uts"):
+                    _umount(host.path(path))
+        raise failure
 
     def inner_namespaces(self, host: HostSpec) -> list[int]:
         """Inodes of the network namespaces the host made (qrouter-, snat-, fip-)."""

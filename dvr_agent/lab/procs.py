@@ -58,26 +58,24 @@ def is_running(daemon: Daemon) -> bool:
     return alive(daemon.pid) and comm(daemon.pid) == daemon.comm
 
 
-def spawn(argv: Sequence[str], log_path: str, env: dict[str, str] | None = None,
-          settle: float = 0.0) -> Daemon:
-    """Start ``argv`` detached (own session, stdin closed, output to ``log_path``)."""
+def spawn(argv: Sequence[str], log_path: str, program: str,
+          env: dict[str, str] | None = None) -> Daemon:
+    """Start ``argv`` detached (own session, stdin closed, output to ``log_path``) and wait
+    until its PID runs ``program``: the forked child first carries our own name, then
+    nsenter's, and only then the program's — recording any earlier name would make the
+    daemon look gone later."""
+    name = program[:15]  # /proc/PID/comm holds 15 characters
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    # nsenter execs its command; wait until the PID runs the program, not nsenter
-    deadline = time.monotonic() + 5
-    name = comm(proc.pid)
-    while name in (None, "nsenter", "unshare") and time.monotonic() < deadline:
+    deadline = time.monotonic() + 10
+    while comm(proc.pid) != name:
         if proc.poll() is not None:
-            raise LabError(f"{argv[-1] if argv else '?'} exited at once "
-                           f"(code {proc.returncode}); see {log_path}")
-        time.sleep(0.01)
-        name = comm(proc.pid)
-    if settle:
-        time.sleep(settle)
-    if proc.poll() is not None:
-        raise LabError(f"{' '.join(argv)} exited with {proc.returncode}; see {log_path}")
-    return Daemon(proc.pid, name or "?")
+            raise LabError(f"{program} exited at once (code {proc.returncode}); see {log_path}")
+        if time.monotonic() > deadline:
+            raise LabError(f"{program} did not start within 10 s; see {log_path}")
+        time.sleep(0.005)
+    return Daemon(proc.pid, name)
 
 
 def stop(daemon: Daemon, timeout: float = 10.0, sig: int = signal.SIGTERM) -> bool:

@@ -16,7 +16,7 @@ import time
 
 from dvr_agent.lab import layout
 from dvr_agent.lab.layout import HostSpec
-from dvr_agent.lab.procs import Daemon, LabError, is_running, run, spawn, stop
+from dvr_agent.lab.procs import Daemon, LabError, comm, is_running, run, spawn, stop
 from dvr_agent.lab.rabbitmq import EPMD, RABBITMQ_SERVER, BrokerError, RabbitMQNode
 
 IN_CONTROLLER = ("nsenter", f"--net=/run/netns/{layout.CONTROLLER_NS}", "--")
@@ -52,8 +52,8 @@ def start_broker(state: dict) -> str:
         node._write_config()
         log = os.path.join(node.base_dir, "stdout.log")
         state["epmd"] = spawn([*IN_CONTROLLER, EPMD, "-port", str(node.epmd_port)], log,
-                              env=node.env()).to_json()
-        state["broker"] = spawn([*IN_CONTROLLER, RABBITMQ_SERVER], log,
+                              "epmd", env=node.env()).to_json()
+        state["broker"] = spawn([*IN_CONTROLLER, RABBITMQ_SERVER], log, "rabbitmq-server",
                                 env=node.env()).to_json()
         deadline = time.monotonic() + 90
         while True:  # await_startup fails at once until the node registered with epmd
@@ -98,7 +98,7 @@ def start_server(state: dict) -> None:
     server = program("dvr-server")
     run([*IN_CONTROLLER, server, "--config-file", conf, "db", "upgrade"])
     state["server"] = spawn([*IN_CONTROLLER, server, "--config-file", conf],
-                            layout.controller_path("dvr-server.stdout")).to_json()
+                            layout.controller_path("dvr-server.stdout"), "dvr-server").to_json()
     wait_for_log(layout.controller_path("dvr-server.log"), "serving", 60, "dvr-server")
 
 
@@ -148,7 +148,7 @@ def start_agent(backend, host: HostSpec, state: dict, wait: bool = True) -> None
     mark = os.path.getsize(log) if os.path.exists(log) else 0
     argv = backend.command(host, [program("dvr-agent"), "--config-file",
                                   "/run/dvr-agent/dvr-agent.conf"])
-    state[key] = spawn(argv, host.path("log", "dvr-agent.stdout")).to_json()
+    state[key] = spawn(argv, host.path("log", "dvr-agent.stdout"), "dvr-agent").to_json()
     if wait:
         wait_for_log(log, "ready in", 120, f"dvr-agent on {host.name}", since=mark,
                      daemon=Daemon.from_json(state[key]))
@@ -176,6 +176,8 @@ def wait_for_log(path: str, text: str, timeout: float, what: str, since: int = 0
         except FileNotFoundError:
             pass
         if daemon is not None and not is_running(daemon):
-            raise LabError(f"{what} exited while starting; see {path}")
+            now = comm(daemon.pid)
+            raise LabError(f"{what} exited while starting"
+                           f"{f' (pid {daemon.pid} is now {now!r})' if now else ''}; see {path}")
         time.sleep(0.1)
     raise LabError(f"{what} not ready after {timeout:.0f} s; see {path}")

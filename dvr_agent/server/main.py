@@ -10,6 +10,7 @@ says to run ``db upgrade``, rather than failing later on a missing column.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -126,10 +127,29 @@ def main(argv: list[str] | None = None) -> int:
     LOG.info("dvr-server %s serving on %s", conf.host, db.url.split("@")[-1])
     stopping.wait()
     LOG.info("dvr-server stopping")
-    server.stop()
-    db.dispose()
+    # each oslo.messaging listener notices a stop only at its next poll (up to 5 s): give
+    # the orderly stop a few seconds; every write is already committed, so exiting
+    # without waiting longer loses nothing
+    stopper = threading.Thread(target=server.stop, name="rpc-stop", daemon=True)
+    stopper.start()
+    stopper.join(STOP_GRACE)
+    if not stopper.is_alive():
+        db.dispose()
+    LOG.info("dvr-server stopped")
     return 0
 
 
+STOP_GRACE = 3.0
+
+
+def run() -> None:
+    """The console script: exit at once after main(), leftover listener threads or not."""
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -1,1 +1,46 @@
+"""The lab scenarios share one lab for the session: up once (~10 s), down at the end, and
+the end of the session asserts that `dvr-lab down` left nothing behind."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from dvr_agent.lab import layout
+from dvr_agent.lab.lab import Lab
+from tests.fixtures import guard
+from tests.lab.world import LabWorld
 from tests.root_conftest import leak_guard, session_leak_guard  # noqa: F401
+
+
+def _daemon_pids() -> set[int]:
+    """Processes living in the lab's own namespaces (hosts, controller): the agents, OVS,
+    RabbitMQ with its children. VMs are the tests' and stay checked."""
+    inodes = set()
+    for name in os.listdir("/run/netns"):
+        if layout.is_lab_namespace(name) and not name.startswith(layout.vm_netns("")):
+            inodes.add(os.stat(f"/run/netns/{name}").st_ino)
+    pids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}/ns/net").st_ino in inodes:
+                    pids.add(int(entry))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.fixture(scope="session")
+def lab(session_leak_guard):  # noqa: F811 - ordering: the lab is made after the snapshot
+    the_lab = Lab(progress=lambda line: print(f"lab: {line}"))
+    undo = guard.expect_processes(_daemon_pids)
+    try:
+        the_lab.up()
+        yield LabWorld(the_lab)
+    finally:
+        the_lab.down()
+        undo()
+        assert not [n for n in os.listdir("/run/netns") if layout.is_lab_namespace(n)]
+        assert not os.path.exists(layout.BASE_DIR), "dvr-lab down left /run/dvr-lab"
