@@ -58,6 +58,9 @@ def _show(title: str, argv: list[str], keep: Callable[[str], bool] = lambda _: T
 
 def run_demo(lab: Lab, down: bool = False) -> int:
     steps = Steps()
+    if lab.hosts:
+        print("a lab is up: taking it down first, the demo starts from scratch")
+        lab.down()
     vms: dict[str, dict] = {}
     state: dict[str, str] = {}
     steps.run("lab up: fabric, 3 hosts with Open vSwitch, RabbitMQ, dvr-server, 3 agents",
@@ -102,6 +105,8 @@ def run_demo(lab: Lab, down: bool = False) -> int:
         lab.down()
         print("\nlab down")
     else:
-        print("\nThe lab stays up: try `dvr-lab status`, `dvr-lab vm exec vm1 -- ping 10.0.2.x`,"
-              " `dvr-lab exec compute1 -- ip netns`. `dvr-lab down` removes it all.")
+        print(f"\nThe lab stays up: try `dvr-lab status`, "
+              f"`dvr-lab vm exec vm1 -- ping {vms['vm2']['ip']}`, "
+              "`dvr-lab exec compute1 -- ip netns exec qrouter-... ip neigh`. "
+              "`dvr-lab down` removes it all.")
     return 0
