@@ -138,18 +138,20 @@ def _detach(session: Session, fip: models.FloatingIP, *,
     return notes
 
 
+def routers_of_port_fips(session: Session, port: models.Port) -> set[str]:
+    """Routers that route a floating IP of ``port`` (before it is detached)."""
+    return {fip.router_id for fip in session.scalars(select(models.FloatingIP).where(
+        models.FloatingIP.fixed_port_id == port.id)) if fip.router_id}
+
+
 def detach_for_port_delete(session: Session, port: models.Port) -> list[notify.Notification]:
     """Unmap every floating IP of a VM port that is about to be deleted."""
     notes: list[notify.Notification] = []
     for fip in session.scalars(select(models.FloatingIP).where(
             models.FloatingIP.fixed_port_id == port.id)):
-        host, network_id, router_id = port.binding_host, fip.floating_network_id, fip.router_id
+        host, network_id = port.binding_host, fip.floating_network_id
         fip.fixed_port_id = None  # so the gateway-port check below no longer counts it
         notes += _detach(session, fip, tell="snat")
-        # the VM's host may keep the router for its other VMs: it must drop this floating
-        # IP (and its fip namespace, if it was the last) all the same
-        if host and router_id and host in agents.l3_hosts(session):
-            notes.append(notify.routers_updated(host, [router_id], VERSION))
         if host:
             notes += release_unused_gateway_port(session, network_id, host)
     return notes

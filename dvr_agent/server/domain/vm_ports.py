@@ -81,9 +81,15 @@ def delete(session: Session, port_ref: str) -> notify.Outcome:
     routers = _routers_on_network(session, port.network)
     before = scheduler.hosting(session, routers)
     notes = ports.arp_notifications(session, port, add=False)
+    host, fip_routers = port.binding_host, floatingips.routers_of_port_fips(session, port)
     fip_notes = floatingips.detach_for_port_delete(session, port)
     notes += ports.delete_port(session, port)
     after = scheduler.hosting(session, routers)
     planned = notify.plan_router_notifications(
         before, after, l3_hosts=agents.l3_hosts(session), interested={})
+    # a host that keeps the router for its other VMs must still drop the floating IP (and
+    # its fip namespace with the last one); one that loses the router is told so anyway
+    keeps = sorted(r for r in fip_routers if host in after.get(r, ()))
+    if host and keeps and host in agents.l3_hosts(session):
+        planned.append(notify.routers_updated(host, keeps, floatingips.VERSION))
     return notify.Outcome({"id": port.id}, fip_notes + planned + notes)
