@@ -40,9 +40,10 @@ AGENT_OPTS = [
                help="Threads that apply changes inside namespaces in parallel."),
     cfg.IntOpt("pass_max_keys", default=512, min=1,
                help="At most this many routers/networks are reconciled in one pass."),
-    cfg.IntOpt("resync_interval", default=60, min=0,
-               help="Seconds between cheap comparisons of the whole host with the desired "
-                    "state (repairs drift); 0 disables."),
+    cfg.IntOpt("resync_interval", default=8, min=0,
+               help="Every key is compared with the host once in this many seconds, a slice "
+                    "at a time; drift (something deleted or changed by hand) is repaired. "
+                    "0 disables."),
     cfg.FloatOpt("canary_interval", default=2.0, min=0.1,
                  help="Seconds between checks of the canary flow that reveals an "
                       "ovs-vswitchd restart."),

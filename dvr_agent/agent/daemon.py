@@ -41,7 +41,7 @@ from dvr_agent.agent.notifications import (
 )
 from dvr_agent.agent.sdnotify import Notifier
 from dvr_agent.agent.vifs import VifTracker
-from dvr_agent.agent.workqueue import WorkQueue
+from dvr_agent.agent.workqueue import PRIORITY_VERIFY, WorkQueue
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.ovsdb import Ovsdb
 from dvr_agent.facts import AgentConfig, Allocations, Facts
@@ -231,6 +231,10 @@ class Daemon:
         except Exception as exc:  # a bug or a driver that broke mid-read: retry later
             LOG.exception("reconcile pass over %d keys failed", len(keys))
             result = PassResult(keys=len(keys), failed=dict.fromkeys(keys, exc))
+        priorities = getattr(keys, "priorities", {})
+        for key, summary in result.changed_keys.items():
+            if priorities.get(key) == PRIORITY_VERIFY:
+                LOG.warning("drift repaired on %s: %s", key, summary)
         for key, aspect in keys.items():
             if key in result.failed or key in result.pending:
                 self.queue.retry(key, aspect)

@@ -4,9 +4,10 @@
   ovs-vswitchd restarted (flows do not survive that; on the userspace datapath neither
   do internal ports moved into namespaces) or someone flushed the bridge: every key is
   reconciled at once.
-- Resync: every resync_interval all keys are queued at the lowest priority. The pass
-  reads what exists and changes only what differs, so drift (a namespace, flow,
-  neighbour or rule deleted by hand) is repaired and logged, at the cost of reads.
+- Rolling resync: every key is compared with the host once per resync_interval, a slice
+  at every tick rather than all at once (a thousand routers read in one burst would delay
+  real events). The pass reads what exists and changes only what differs, so drift (a
+  namespace, flow, neighbour or rule deleted by hand) is repaired, and logged as drift.
 - Watchdog: systemd's WATCHDOG=1 is sent only while the reconcile loop is alive, so a
   hung agent is restarted by systemd.
 """
@@ -14,10 +15,11 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import TYPE_CHECKING
 
-from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_RESYNC
+from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_VERIFY
 from dvr_agent.compiler.tables import INT_CANARY
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.reconcile.actual import Aspect
@@ -37,9 +39,12 @@ class Housekeeping:
         self._d = daemon
         now = time.monotonic()
         self._next_canary = now
-        self._next_resync = now + (daemon.conf.agent.resync_interval or float("inf"))
         self._next_status = now
+        self._cycle: list[str] = []  # keys still to compare in this resync cycle
+        self._cycle_size = 0
+        self._cycle_started = now
         self.canary_trips = 0
+        self.cycles = 0
 
     def run(self) -> None:
         d = self._d
@@ -50,9 +55,8 @@ class Housekeeping:
             if now >= self._next_canary:
                 self._next_canary = now + d.conf.agent.canary_interval
                 self.check_canary()
-            if now >= self._next_resync:
-                self._next_resync = now + d.conf.agent.resync_interval
-                self.resync()
+            if d.conf.agent.resync_interval:
+                self.resync_slice(now)
             if now >= self._next_status:
                 self._next_status = now + STATUS_EVERY
                 d.notifier.status(d.status_line())
@@ -74,8 +78,19 @@ class Housekeeping:
         d.queue.put_many(d.core.wanted(), Aspect.ALL, PRIORITY_EVENT)
         return False
 
-    def resync(self) -> None:
+    def resync_slice(self, now: float) -> int:
+        """Queue the share of this cycle's keys that is due by now; returns how many."""
         d = self._d
-        keys = set(d.core.wanted()) | d.reconciler.stale_keys()
-        d.queue.put_many(keys, Aspect.ALL, PRIORITY_RESYNC)
-        d.reconciler.delete_stale_flows()
+        interval = d.conf.agent.resync_interval
+        if not self._cycle:
+            if now - self._cycle_started < interval and self.cycles:
+                return 0
+            self._cycle = sorted(set(d.core.wanted()) | d.reconciler.stale_keys())
+            self._cycle_size, self._cycle_started = len(self._cycle), now
+            self.cycles += 1
+            d.reconciler.delete_stale_flows()
+        share = min(1.0, (now - self._cycle_started + TICK) / interval)
+        due = math.ceil(self._cycle_size * share) - (self._cycle_size - len(self._cycle))
+        batch, self._cycle = self._cycle[:due], self._cycle[max(due, 0):]
+        d.queue.put_many(batch, Aspect.ALL, PRIORITY_VERIFY)
+        return len(batch)

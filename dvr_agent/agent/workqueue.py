@@ -18,7 +18,8 @@ from dvr_agent.reconcile.actual import Aspect
 
 PRIORITY_EVENT = 0  # an RPC notification or a port event
 PRIORITY_RETRY = 1  # a key that failed or was pending
-PRIORITY_RESYNC = 2  # periodic comparison of the whole host
+PRIORITY_RESYNC = 2  # a full sync with the server
+PRIORITY_VERIFY = 3  # the periodic comparison of the host with the facts (drift)
 
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 10.0
@@ -31,6 +32,14 @@ class _Entry:
     seq: int
     ready_at: float
     queued_at: float
+
+
+class Batch(dict):
+    """Keys taken for one pass (key -> aspects), with the priority each was queued at."""
+
+    def __init__(self, items=(), priorities: dict[str, int] | None = None) -> None:
+        super().__init__(items)
+        self.priorities = priorities or {}
 
 
 class WorkQueue:
@@ -71,8 +80,8 @@ class WorkQueue:
     def succeeded(self, key: str) -> None:
         self._attempts.pop(key, None)
 
-    def take(self, max_keys: int, timeout: float | None = None) -> dict[str, Aspect]:
-        """Up to ``max_keys`` ready keys, most urgent first; {} on timeout or close."""
+    def take(self, max_keys: int, timeout: float | None = None) -> Batch:
+        """Up to ``max_keys`` ready keys, most urgent first; empty on timeout or close."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             while not self._closed:
@@ -81,17 +90,19 @@ class WorkQueue:
                          if e.ready_at <= now]
                 if ready:
                     ready.sort()
-                    return {k: self._entries.pop(k).aspect for _, _, k in ready[:max_keys]}
+                    taken = [(k, self._entries.pop(k)) for _, _, k in ready[:max_keys]]
+                    return Batch(((k, e.aspect) for k, e in taken),
+                                 {k: e.priority for k, e in taken})
                 wait = None if deadline is None else deadline - now
                 nearest = min((e.ready_at for e in self._entries.values()), default=None)
                 if nearest is not None:
                     wait = nearest - now if wait is None else min(wait, nearest - now)
                 if wait is not None and wait <= 0:
                     if deadline is not None and now >= deadline:
-                        return {}
+                        return Batch()
                     continue
                 self._cond.wait(wait)
-            return {}
+            return Batch()
 
     def oldest_wait(self) -> float:
         """Seconds the oldest queued key has waited (a health signal)."""

@@ -128,7 +128,7 @@ log_file = /run/dvr-agent/dvr-agent.log
 [agent]
 agent_mode = {host.mode}
 report_interval = 5
-resync_interval = 30
+resync_interval = 8
 
 [ovs]
 local_ip = {host.underlay_ip}

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from dvr_agent.reconcile.actual import sysctl_device
 from dvr_agent.reconcile.diff import KeyDiff, NamespaceDiff
 from dvr_agent.reconcile.drivers import Drivers, NetlinkHandle
-from dvr_agent.state import Flow, Link, LinkKind
+from dvr_agent.state import Flow, KeyState, Link, LinkKind
 
 LOG = logging.getLogger(__name__)
 
@@ -49,10 +49,11 @@ class Applier:
 
     # ------------------------------------------------------------ phases 1-4
 
-    def apply_before_flows(self, diffs: list[KeyDiff], result: ApplyResult) -> set[str]:
+    def apply_before_flows(self, diffs: list[KeyDiff], desired: dict[str, KeyState],
+                           result: ApplyResult) -> set[str]:
         """Phases 1-4. Returns the keys that added or replaced OVS ports (new ofports)."""
         self._create_namespaces(diffs, result)
-        self._create_ovs_veths(diffs, result)
+        self._create_ovs_veths(diffs, desired, result)
         replugged = self._ovsdb_changes(diffs, result)
         futures = {}
         for diff in diffs:
@@ -81,8 +82,10 @@ class Applier:
                     except Exception as exc:
                         self._fail(result, diff.key, exc, f"create namespace {ns.name}")
 
-    def _create_ovs_veths(self, diffs: list[KeyDiff], result: ApplyResult) -> None:
+    def _create_ovs_veths(self, diffs: list[KeyDiff], desired: dict[str, KeyState],
+                          result: ApplyResult) -> None:
         host = None
+        replica = None
         for diff in diffs:
             for ns in diff.namespaces:
                 for link in ns.links:
@@ -98,6 +101,11 @@ class Applier:
                         handle.veth_add(link.name, link.peer, None)
                         self._d.tx_checksum_off(None, link.peer)
                         result.changes["links"] += 1
+                        replica = replica if replica is not None else self._d.ovsdb.ports()
+                        if link.peer in replica:
+                            # ovs-vswitchd still holds the old device of that name: only a
+                            # new port row makes it open the new one
+                            _replug(diff, desired[diff.key], link.peer)
                     except Exception as exc:
                         self._fail(result, diff.key, exc, f"veth {link.name}")
 
@@ -123,10 +131,14 @@ class Applier:
 
     def _ovsdb_apply(self, diffs: list[KeyDiff]) -> None:
         adding = {p.name for d in diffs for p in d.ports_add}
+        replaced = [n for d in diffs for n in d.ports_del if n in adding]
+        if replaced:
+            # a port replaced by a new one of the same name (another kind, or a new device
+            # behind it) goes first in a transaction of its own: when both happen in one,
+            # ovs-vswitchd keeps the old device open under the name
+            self._d.ovsdb.apply(del_ports=replaced)
         self._d.ovsdb.apply(
             add_bridges=[b for d in diffs for b in d.bridges_add],
-            # a port replaced by one of another kind goes and comes in the same transaction
-            del_ports=[n for d in diffs for n in d.ports_del if n in adding],
             add_ports=[p for d in diffs for p in d.ports_add],
             update_ports=[p for d in diffs for p in d.ports_update],
             vif_tags=[t for d in diffs for t in d.vif_tags])
@@ -263,6 +275,15 @@ class Applier:
     def _fail(result: ApplyResult, key: str, exc: Exception, what: str) -> None:
         LOG.error("%s: %s failed: %s", key, what, exc)
         result.failed.setdefault(key, exc)
+
+
+def _replug(diff: KeyDiff, want: KeyState, port_name: str) -> None:
+    port = next((p for p in want.ports if p.name == port_name), None)
+    if port is None or any(p.name == port_name for p in diff.ports_add):
+        return
+    diff.ports_update = [p for p in diff.ports_update if p.name != port_name]
+    diff.ports_del.append(port_name)
+    diff.ports_add.append(port)
 
 
 def _each(fn: Callable[[object], None], items: Iterable[object]) -> int:

@@ -83,7 +83,7 @@ class Reconciler:
         changing = [d for d in diffs if d.size()]
         if changing:
             applied = ApplyResult()
-            with_new_ports = self._applier.apply_before_flows(changing, applied)
+            with_new_ports = self._applier.apply_before_flows(changing, desired, applied)
             flow_diffs = {d.key: (d.flows_add, d.flows_del) for d in changing}
             if with_new_ports:
                 # ports just got their ofports: flows that name them can be compiled now;
