@@ -100,6 +100,9 @@ def check(conf: cfg.ConfigOpts) -> None:
         raise ConfigError("[DEFAULT] host is empty: set this host's name as the server knows it")
     if not conf.transport_url:
         raise ConfigError("[DEFAULT] transport_url is not set (e.g. rabbit://user:pass@host:5672/)")
+    problem = transport.url_problem(conf, conf.transport_url)
+    if problem:
+        raise ConfigError(f"[DEFAULT] transport_url is not usable: {problem}")
     if not conf.ovs.local_ip:
         raise ConfigError("[ovs] local_ip is not set: this host's VXLAN tunnel endpoint")
     try:

@@ -6,6 +6,7 @@ dvr_agent.threads_only (run when the package is imported) makes it threads.
 
 from __future__ import annotations
 
+import importlib.metadata
 import uuid
 from typing import Any
 
@@ -22,6 +23,19 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     oslo_messaging.set_transport_defaults(control_exchange=protocol.CONTROL_EXCHANGE)
     for group, opts in messaging_opts.list_opts():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
+
+
+def url_problem(conf: cfg.ConfigOpts, url: str) -> str | None:
+    """Why ``url`` cannot be a transport (unparsable, or no such driver), or None."""
+    try:
+        parsed = oslo_messaging.TransportURL.parse(conf, url)
+    except oslo_messaging.InvalidTransportURL as exc:
+        return str(exc)
+    drivers = {e.name for e in importlib.metadata.entry_points(group="oslo.messaging.drivers")}
+    if parsed.transport not in drivers:
+        return (f"no messaging driver {parsed.transport!r} "
+                f"(one of {', '.join(sorted(drivers))})")
+    return None
 
 
 def get_transport(conf: cfg.ConfigOpts, url: str | None = None) -> oslo_messaging.Transport:

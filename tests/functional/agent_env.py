@@ -151,7 +151,8 @@ class L3Notifier:
 
     def cast_ovs(self, method: str, kwargs: dict) -> None:
         topic = {"dvr_mac_address_update": self._protocol.TOPIC_DVR_UPDATE,
-                 "tunnel_update": self._protocol.TOPIC_TUNNEL_UPDATE}[method]
+                 "tunnel_update": self._protocol.TOPIC_TUNNEL_UPDATE,
+                 "tunnel_delete": self._protocol.TOPIC_TUNNEL_DELETE}[method]
         client = oslo_messaging.get_rpc_client(
             self._transport, oslo_messaging.Target(topic=topic, version="1.0"))
         client.prepare(fanout=True).cast(self._context(), method, **kwargs)

@@ -31,3 +31,22 @@ def host_snapshot(ovs) -> dict:
     ports = ovs.vsctl("--format=csv", "--columns=name,ofport,external_ids", "list", "Interface")
     return {"namespaces": {n: namespace_state(n) for n in ours}, "flows": flows,
             "interfaces": sorted(ports.splitlines())}
+
+
+def differences(before: dict, after: dict) -> list[str]:
+    """What changed between two snapshots, readably (for assertion messages)."""
+    out = []
+    for ns in sorted(set(before["namespaces"]) | set(after["namespaces"])):
+        a, b = before["namespaces"].get(ns), after["namespaces"].get(ns)
+        if a != b:
+            if a is None or b is None:
+                out.append(f"namespace {ns}: {'appeared' if a is None else 'gone'}")
+                continue
+            out += [f"{ns} {part}: {a[part]!r} -> {b[part]!r}" for part in a if a[part] != b[part]]
+    for bridge in before["flows"]:
+        gone = set(before["flows"][bridge]) - set(after["flows"][bridge])
+        new = set(after["flows"][bridge]) - set(before["flows"][bridge])
+        out += [f"{bridge} - {f}" for f in sorted(gone)] + [f"{bridge} + {f}" for f in sorted(new)]
+    if before["interfaces"] != after["interfaces"]:
+        out.append(f"interfaces: {before['interfaces']} -> {after['interfaces']}")
+    return out

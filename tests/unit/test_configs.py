@@ -131,3 +131,31 @@ def test_network_node_drop_in_reads_the_dvr_snat_config_after_the_common_one():
     node = configparser.ConfigParser()
     node.read(os.path.join(ROOT, "etc", "network-node.conf"))
     assert node["agent"]["agent_mode"] == "dvr_snat"
+
+
+@pytest.mark.parametrize("line,message", [
+    ("transport_url = nonsense://x", "transport_url is not usable"),
+    ("host = ", "host is empty"),
+])
+def test_the_agent_refuses_a_bad_transport_or_host_in_one_line(tmp_path, line, message):
+    path = tmp_path / "bad.conf"
+    path.write_text("[DEFAULT]\ntransport_url = rabbit://u:p@h:5672/\n"
+                    f"state_path = {tmp_path}\n{line}\n[ovs]\nlocal_ip = 192.0.2.1\n")
+    done = subprocess.run([sys.executable, "-m", "dvr_agent.agent.main", "--config-file",
+                           str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+def test_no_shell_is_ever_built_from_data():
+    """Every subprocess gets an argv list; nothing runs through a shell."""
+    offenders = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "dvr_agent")):
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(folder, name)) as f:
+                    text = f.read()
+                if "shell=True" in text or "os.system(" in text or "os.popen(" in text:
+                    offenders.append(name)
+    assert offenders == []
