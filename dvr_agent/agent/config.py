@@ -44,7 +44,7 @@ AGENT_OPTS = [
                help="Every key is compared with the host once in this many seconds, a slice "
                     "at a time; drift (something deleted or changed by hand) is repaired. "
                     "0 disables."),
-    cfg.FloatOpt("canary_interval", default=2.0, min=0.1,
+    cfg.FloatOpt("canary_interval", default=1.0, min=0.1,
                  help="Seconds between checks of the canary flow that reveals an "
                       "ovs-vswitchd restart."),
     cfg.IntOpt("rpc_timeout", default=60, min=1, help="Seconds to wait for a server reply."),
@@ -80,6 +80,9 @@ OVS_OPTS = [
 
 def register(conf: cfg.ConfigOpts) -> None:
     transport.register_opts(conf)
+    # oslo.messaging waits up to 30 s between reconnection attempts; an agent that learns
+    # the broker is back within seconds converges within seconds
+    conf.set_default("rabbit_interval_max", 3, group="oslo_messaging_rabbit")
     conf.register_opts(DEFAULT_OPTS)
     conf.register_opts(AGENT_OPTS, "agent")
     conf.register_opts(OVS_OPTS, "ovs")

@@ -48,7 +48,7 @@ from dvr_agent.facts import AgentConfig, Allocations, Facts
 from dvr_agent.models import PayloadError
 from dvr_agent.reconcile.actual import Aspect
 from dvr_agent.reconcile.reconciler import PassResult, Reconciler
-from dvr_agent.rpc import protocol
+from dvr_agent.rpc import broker_errors, protocol
 from dvr_agent.rpc.agent_clients import ServerApi
 from dvr_agent.rpc.transport import get_transport
 from dvr_agent.state import KeyKind, split_key
@@ -68,6 +68,7 @@ class Daemon:
         self.notifier = Notifier()
         self.stopping = threading.Event()
         self.ready = threading.Event()
+        self.broker_complaints = broker_errors.watch()
         try:
             self.transport = get_transport(conf)
         except oslo_messaging.InvalidTransportURL as exc:
@@ -169,10 +170,12 @@ class Daemon:
             macs = retry(self.api.get_dvr_mac_address_list)
             peers = retry(self.api.tunnel_sync, self.conf.ovs.local_ip)
         except oslo_messaging.MessagingException as exc:
+            said = self.broker_complaints.message
             raise FatalError(
                 f"no DVR MAC for {self.host} from the server after "
-                f"{self.conf.agent.dvr_mac_attempts} attempts ({exc.__class__.__name__}: "
-                f"{exc}); distributed routing cannot work without one") from None
+                f"{self.conf.agent.dvr_mac_attempts} attempts ({exc.__class__.__name__}"
+                f"{'; the broker connection failed: ' + said if said else ': ' + str(exc)}); "
+                "distributed routing cannot work without one") from None
         try:
             own_mac = models.HostMac.from_dict(own)
             all_macs = models.dvr_macs({"dvr_macs": macs})

@@ -33,7 +33,7 @@ from dvr_agent.rpc.agent_clients import ServerApi
 LOG = logging.getLogger(__name__)
 
 MIN_CHUNK = 32
-RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # back within seconds of the server's return
 
 
 class ServerUnavailable(Exception):
@@ -210,7 +210,10 @@ class Fetcher:
             routers += parsed + self._core.read(
                 lambda f, k=keep: [f.routers[r] for r in sorted(k) if r in f.routers])
             i += len(part)
-        keys = self._core.change(lambda f: f.set_routers(routers), priority=PRIORITY_RESYNC)
+        def resync(facts: Facts):
+            facts.arp.expire_all()  # add/del_arp_entry may have been lost meanwhile
+            return facts.set_routers(routers)
+        keys = self._core.change(resync, priority=PRIORITY_RESYNC)
         self.full_syncs += 1
         self.last_full_sync = time.monotonic()
         self.last_full_sync_seconds = self.last_full_sync - started

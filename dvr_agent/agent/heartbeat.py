@@ -56,7 +56,8 @@ class Heartbeat:
                             counts.devices, self._start_flag),
         ]
         try:
-            answers = [d.api.report_state(state) for state in states]
+            answers = [d.api.report_state(state, timeout=conf.agent.report_interval)
+                       for state in states]
         except oslo_messaging.MessagingException as exc:
             if not self._failing:
                 LOG.warning("heartbeat failed (%s: %s): the data plane stays as it is; "

@@ -53,9 +53,15 @@ class ArpTables:
     def __init__(self) -> None:
         self._tables: dict[str, dict[str, tuple[IPAddress, str]]] = {}
         self._filled: set[str] = set()
+        self._expired: set[str] = set()  # filled, but to be fetched again
 
     def known(self, subnet_id: str) -> bool:
-        return subnet_id in self._filled
+        return subnet_id in self._filled and subnet_id not in self._expired
+
+    def expire_all(self) -> None:
+        """After an outage, ARP notifications may have been lost: every table is fetched
+        again, and the answer replaces it whole (the entries keep working meanwhile)."""
+        self._expired = set(self._filled)
 
     def entries(self, subnet_id: str) -> ArpTable:
         return self._tables.get(subnet_id, {})
@@ -69,6 +75,7 @@ class ArpTables:
             changed = True
         self._tables[subnet_id] = new
         self._filled.add(subnet_id)
+        self._expired.discard(subnet_id)
         return changed
 
     def add(self, subnet_id: str, ip: IPAddress, mac: str) -> bool:
@@ -91,6 +98,7 @@ class ArpTables:
             if not users.get(subnet_id):
                 self._tables.pop(subnet_id, None)
                 self._filled.discard(subnet_id)
+                self._expired.discard(subnet_id)
 
 
 class L2Tables:

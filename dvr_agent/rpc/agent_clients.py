@@ -83,9 +83,10 @@ class ServerApi:
 
     # ---------------------------------------------------------------- q-reports-plugin
 
-    def report_state(self, agent_state: dict[str, Any]) -> Any:
-        """Neutron wraps the state twice and stamps the agent's UTC time."""
+    def report_state(self, agent_state: dict[str, Any], timeout: float | None = None) -> Any:
+        """Neutron wraps the state twice and stamps the agent's UTC time; like Neutron, the
+        heartbeat waits no longer than the report interval."""
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
-        return self._reports.prepare().call(admin_context(), "report_state",
-                                            agent_state={"agent_state": agent_state},
-                                            time=now)
+        cctxt = self._reports.prepare(**({"timeout": timeout} if timeout else {}))
+        return cctxt.call(admin_context(), "report_state",
+                          agent_state={"agent_state": agent_state}, time=now)
