@@ -165,16 +165,21 @@ class Daemon:
             before_sleep=lambda s: LOG.warning("server not answering yet (%s): retrying",
                                                s.outcome.exception()),
             reraise=True)
+        def ask() -> tuple:
+            return (retry(self.api.get_dvr_mac_address_by_host),
+                    retry(self.api.get_dvr_mac_address_list),
+                    retry(self.api.tunnel_sync, self.conf.ovs.local_ip))
+        # oslo.messaging retries a connection that cannot be made (broker down, refused, a
+        # certificate not trusted) forever inside a call: bound the whole exchange
+        attempts, timeout = self.conf.agent.dvr_mac_attempts, self.conf.agent.rpc_timeout
         try:
-            own = retry(self.api.get_dvr_mac_address_by_host)
-            macs = retry(self.api.get_dvr_mac_address_list)
-            peers = retry(self.api.tunnel_sync, self.conf.ovs.local_ip)
-        except oslo_messaging.MessagingException as exc:
+            own, macs, peers = _within(ask, attempts * timeout)
+        except (oslo_messaging.MessagingException, TimeoutError) as exc:
             said = self.broker_complaints.message
             raise FatalError(
-                f"no DVR MAC for {self.host} from the server after "
-                f"{self.conf.agent.dvr_mac_attempts} attempts ({exc.__class__.__name__}"
-                f"{'; the broker connection failed: ' + said if said else ': ' + str(exc)}); "
+                f"no DVR MAC for {self.host} from the server after {attempts} attempts "
+                f"({exc.__class__.__name__}"
+                f"{'; the broker connection failed: ' + said if said else ''}); "
                 "distributed routing cannot work without one") from None
         try:
             own_mac = models.HostMac.from_dict(own)
@@ -341,6 +346,26 @@ class Daemon:
         self.ovsdb.stop()
         self.netlink.close()
         faulthandler.cancel_dump_traceback_later()
+
+
+def _within(work, seconds: float):
+    """``work()`` on a thread of its own; TimeoutError if it is not done in time."""
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="startup-rpc", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {seconds:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _active_fips(facts: Facts, router_id: str) -> set[str]:

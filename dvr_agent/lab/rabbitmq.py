@@ -76,6 +76,9 @@ class RabbitMQNode:
     # argv prefix that runs a program where the node lives (e.g. nsenter into the lab's
     # controller namespace); the node's own processes are then started by the caller
     prefix: tuple[str, ...] = ()
+    # TLS: {"cacert": path, "cert": path, "key": path}; AMQP over TLS on tls_port
+    tls: dict[str, str] | None = None
+    tls_port: int = field(default_factory=free_port)
     _own_dir: bool = False
     _epmd: subprocess.Popen | None = None
     _server: subprocess.Popen | None = None
@@ -117,6 +120,13 @@ class RabbitMQNode:
         with open(os.path.join(d, "rabbitmq.conf"), "w") as f:
             f.write(f"listeners.tcp.default = {self.host}:{self.amqp_port}\n"
                     "log.console = false\nlog.file.level = info\n")
+            if self.tls:
+                f.write(f"listeners.ssl.default = {self.host}:{self.tls_port}\n"
+                        f"ssl_options.cacertfile = {self.tls['cacert']}\n"
+                        f"ssl_options.certfile = {self.tls['cert']}\n"
+                        f"ssl_options.keyfile = {self.tls['key']}\n"
+                        "ssl_options.verify = verify_none\n"
+                        "ssl_options.fail_if_no_peer_cert = false\n")
         with open(os.path.join(d, "enabled_plugins"), "w") as f:
             f.write("[].\n")
         for name in ("advanced.config", "rabbitmq-env.conf"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 
-_DRIVER_LOGGER = "oslo_messaging._drivers.impl_rabbit"
+_DRIVER_LOGGER = "oslo.messaging._drivers.impl_rabbit"  # oslo.messaging names it so
 
 
 class LastBrokerError(logging.Handler):
