@@ -60,6 +60,11 @@ class KeyKind(enum.Enum):
 
 HOST_KEY = "host"
 
+# The canary flow's own key: not compiled with any key's state, so no reconcile pass ever
+# puts it back; only the canary check does, right after it has queued everything for
+# repair. Its absence therefore always means the flows were lost since the last check.
+CANARY_KEY = "canary"
+
 
 def network_key(network_id: str) -> str:
     return f"{KeyKind.NETWORK.value}:{network_id}"

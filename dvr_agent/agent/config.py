@@ -80,9 +80,6 @@ OVS_OPTS = [
 
 def register(conf: cfg.ConfigOpts) -> None:
     transport.register_opts(conf)
-    # oslo.messaging waits up to 30 s between reconnection attempts; an agent that learns
-    # the broker is back within seconds converges within seconds
-    conf.set_default("rabbit_interval_max", 3, group="oslo_messaging_rabbit")
     conf.register_opts(DEFAULT_OPTS)
     conf.register_opts(AGENT_OPTS, "agent")
     conf.register_opts(OVS_OPTS, "ovs")

@@ -85,6 +85,7 @@ class Daemon:
         self._servers: list[oslo_messaging.MessageHandlingServer] = []
         self._fip_status: dict[str, dict[str, str]] = {}
         self._stopped = False
+        self.failure: str | None = None
         self.initial_changes: Counter = Counter()
 
     # ------------------------------------------------------------ start
@@ -124,6 +125,7 @@ class Daemon:
         self._converge()
         self._spawn("reconciler", self._reconcile_loop)
         self.housekeeping = Housekeeping(self)
+        self.housekeeping.plant_canary()
         self._spawn("housekeeping", self.housekeeping.run)
         self.ready.set()
         status = self.status_line(f"ready in {time.monotonic() - started:.1f} s with "
@@ -174,8 +176,10 @@ class Daemon:
         attempts, timeout = self.conf.agent.dvr_mac_attempts, self.conf.agent.rpc_timeout
         try:
             own, macs, peers = _within(ask, attempts * timeout)
-        except (oslo_messaging.MessagingException, TimeoutError) as exc:
-            said = self.broker_complaints.message
+        except (*broker_errors.RPC_FAILURES, TimeoutError) as exc:
+            said = self.broker_complaints.message or (
+                None if isinstance(exc, oslo_messaging.MessagingException | TimeoutError)
+                else str(exc))
             raise FatalError(
                 f"no DVR MAC for {self.host} from the server after {attempts} attempts "
                 f"({exc.__class__.__name__}"
@@ -306,7 +310,18 @@ class Daemon:
         return ", ".join(parts)
 
     def _spawn(self, name: str, target) -> None:
-        thread = threading.Thread(target=target, name=name, daemon=True)
+        """A thread of the daemon. Each catches what it expects; anything else is a bug, and
+        the agent then stops with an error rather than running on without that duty: its
+        supervisor restarts it, and a restart never disturbs the data plane."""
+        def guarded() -> None:
+            try:
+                target()
+            except Exception as exc:
+                LOG.critical("the %s thread failed: stopping so that a restart recovers",
+                             name, exc_info=True)
+                self.failure = f"the {name} thread failed: {exc.__class__.__name__}: {exc}"
+                self.stopping.set()
+        thread = threading.Thread(target=guarded, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 

@@ -28,6 +28,7 @@ from dvr_agent.agent.workqueue import PRIORITY_RESYNC
 from dvr_agent.facts import Facts
 from dvr_agent.models import PayloadError
 from dvr_agent.reconcile.actual import Aspect
+from dvr_agent.rpc import broker_errors
 from dvr_agent.rpc.agent_clients import ServerApi
 
 LOG = logging.getLogger(__name__)
@@ -174,8 +175,7 @@ class Fetcher:
     def _call(method, *args, **kwargs):
         try:
             return method(*args, **kwargs)
-        except (oslo_messaging.MessagingTimeout, oslo_messaging.MessageDeliveryFailure,
-                oslo_messaging.MessagingException, OSError) as exc:
+        except broker_errors.RPC_FAILURES as exc:
             raise ServerUnavailable(f"{method.__name__}: {exc.__class__.__name__}: {exc}") \
                 from exc
 
@@ -204,7 +204,7 @@ class Fetcher:
                 LOG.warning("sync_routers of %d routers timed out: chunks of %d now",
                             len(part), chunk)
                 continue
-            except oslo_messaging.MessagingException as exc:
+            except broker_errors.RPC_FAILURES as exc:
                 raise ServerUnavailable(f"sync_routers: {exc}") from exc
             parsed, keep = self._parse_routers(reply, part)
             routers += parsed + self._core.read(

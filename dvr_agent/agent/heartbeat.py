@@ -4,22 +4,32 @@ The heartbeat is also how the agent notices that it was cut off: when reports st
 to succeed again after failing (a broker or server outage), or the server answers
 ``revived`` (it had given us up for dead), notifications may have been lost meanwhile,
 so a full sync follows. Nothing is removed while the server cannot be reached.
+
+While reports fail the heartbeat probes every second or two with a short timeout instead
+of every report_interval: right after a broker comes back, the first call's reply is often
+lost (the reply queue is re-declared by a consumer that reconnects later than the
+publisher), and waiting a whole report_interval (30 s by default) for it, then another
+for the next report, would delay the full sync by a minute. The jitter spreads the
+probes of many agents so that a recovering server is not hit by all of them at once.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 from typing import TYPE_CHECKING
 
-import oslo_messaging
-
 from dvr_agent.agent import config as agent_config
+from dvr_agent.rpc import broker_errors
 from dvr_agent.rpc.agent_states import Counts, l3_agent_state, ovs_agent_state
 
 if TYPE_CHECKING:
     from dvr_agent.agent.daemon import Daemon
 
 LOG = logging.getLogger(__name__)
+
+PROBE_TIMEOUT = 2.0
+PROBE_INTERVAL = 1.0
 
 
 def _counts(facts) -> Counts:
@@ -42,7 +52,9 @@ class Heartbeat:
         interval = self._d.conf.agent.report_interval
         while True:
             self.report_once()
-            if self._d.stopping.wait(interval):
+            wait = (min(interval, PROBE_INTERVAL + random.random()) if self._failing
+                    else interval)
+            if self._d.stopping.wait(wait):
                 return
 
     def report_once(self) -> None:
@@ -55,10 +67,12 @@ class Heartbeat:
                             conf.ovs.integration_bridge, conf.ovs.datapath_type,
                             counts.devices, self._start_flag),
         ]
+        timeout = conf.agent.report_interval
+        if self._failing:
+            timeout = min(timeout, PROBE_TIMEOUT)
         try:
-            answers = [d.api.report_state(state, timeout=conf.agent.report_interval)
-                       for state in states]
-        except oslo_messaging.MessagingException as exc:
+            answers = [d.api.report_state(state, timeout=timeout) for state in states]
+        except broker_errors.RPC_FAILURES as exc:
             if not self._failing:
                 LOG.warning("heartbeat failed (%s: %s): the data plane stays as it is; "
                             "a full sync follows when the server is back",

@@ -1,9 +1,11 @@
 """The periodic duties: the canary, the cheap comparison of the whole host, the watchdog.
 
-- Canary: a drop flow in br-int table 23 that nothing else touches. When it is gone,
-  ovs-vswitchd restarted (flows do not survive that; on the userspace datapath neither
-  do internal ports moved into namespaces) or someone flushed the bridge: every key is
-  reconciled at once.
+- Canary: a drop flow in br-int table 23, with a cookie of its own, that only this check
+  installs. When it is gone, ovs-vswitchd restarted (flows do not survive that; on the
+  userspace datapath neither do internal ports moved into namespaces) or someone flushed
+  the bridge: every key is queued for repair, then the canary is planted again. Because
+  no reconcile pass restores it (a pass retried after failing on the restarting bridge
+  would otherwise put it back first and hide the restart), a gone canary is never missed.
 - Rolling resync: every key is compared with the host once per resync_interval, a slice
   at every tick rather than all at once (a thousand routers read in one burst would delay
   real events). The pass reads what exists and changes only what differs, so drift (a
@@ -20,10 +22,10 @@ import time
 from typing import TYPE_CHECKING
 
 from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_VERIFY
-from dvr_agent.compiler.tables import INT_CANARY
+from dvr_agent.compiler.base import canary_flow
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.reconcile.actual import Aspect
-from dvr_agent.state import COOKIE_MASK_ALL, HOST_KEY, cookie_for
+from dvr_agent.state import CANARY_KEY, COOKIE_MASK_ALL, cookie_for
 
 if TYPE_CHECKING:
     from dvr_agent.agent.daemon import Daemon
@@ -62,21 +64,30 @@ class Housekeeping:
                 d.notifier.status(d.status_line())
 
     def check_canary(self) -> bool:
-        """True if the canary is in place; otherwise everything is queued for repair."""
+        """True if the canary is in place; otherwise everything is queued for repair and
+        the canary planted again."""
         d = self._d
         bridge = d.conf.ovs.integration_bridge
         try:
-            flows = d.drivers.openflow.dump(bridge, cookie_for(HOST_KEY), COOKIE_MASK_ALL)
+            if d.drivers.openflow.dump(bridge, cookie_for(CANARY_KEY), COOKIE_MASK_ALL):
+                return True
         except DriverError as exc:
             LOG.warning("canary check on %s failed: %s", bridge, exc)
             return False
-        if any(f.table == INT_CANARY for f in flows):
-            return True
         self.canary_trips += 1
         LOG.warning("the canary flow on %s is gone (ovs-vswitchd restarted?): "
                     "reprogramming everything", bridge)
         d.queue.put_many(d.core.wanted(), Aspect.ALL, PRIORITY_EVENT)
+        self.plant_canary()
         return False
+
+    def plant_canary(self) -> None:
+        """Install the canary (after the first convergence, and after each trip)."""
+        bridge = self._d.conf.ovs.integration_bridge
+        try:
+            self._d.drivers.openflow.apply(bridge, add=[canary_flow(bridge)])
+        except DriverError as exc:  # the next check finds it missing and tries again
+            LOG.warning("cannot plant the canary flow on %s: %s", bridge, exc)
 
     def resync_slice(self, now: float) -> int:
         """Queue the share of this cycle's keys that is due by now; returns how many."""

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dvr-agent: {exc}", file=sys.stderr)
         return 2
     oslo_logging.setup(conf, "dvr-agent")
+    conf.log_opt_values(LOG, logging.DEBUG)  # secret options (transport_url) as ****
     _raise_fd_limit()
     try:
         daemon = Daemon(conf)
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         daemon.start()
         daemon.stopping.wait()
+        failure = daemon.failure
     except FatalError as exc:
         failure = str(exc)
     finally:

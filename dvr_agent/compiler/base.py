@@ -92,13 +92,18 @@ def _br_int_flows(facts: Facts) -> list[Flow]:
         flow(br, t.INT_LOCAL_SWITCHING, 0, (), f"resubmit(,{t.INT_TRANSIENT})"),
         flow(br, t.INT_DVR_TO_SRC_MAC, 1, (), "drop"),
         flow(br, t.INT_DVR_TO_SRC_MAC_PHYSICAL, 1, (), "drop"),
-        flow(br, t.INT_CANARY, 0, (), "drop"),
         flow(br, t.INT_TRANSIENT, 1, (), "NORMAL"),
     ]
     for _, bridge in facts.config.bridge_mappings:
         flows.append(flow(br, t.INT_LOCAL_SWITCHING, 2,
                           (f"in_port={phys_patch_ofport(facts, bridge)}",), "drop"))
     return flows
+
+
+def canary_flow(integration_bridge: str) -> Flow:
+    """The canary: a flow of its own key in a table nothing else uses (see CANARY_KEY)."""
+    return t.FlowWriter.for_key(state.CANARY_KEY)(integration_bridge, t.INT_CANARY, 0, (),
+                                                  "drop")
 
 
 def _br_tun_flows(facts: Facts) -> list[Flow]:

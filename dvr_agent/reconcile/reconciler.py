@@ -21,6 +21,7 @@ from dvr_agent.reconcile.apply import Applier, ApplyResult
 from dvr_agent.reconcile.diff import KeyDiff, diff_flows, diff_key
 from dvr_agent.reconcile.drivers import Drivers
 from dvr_agent.state import (
+    CANARY_KEY,
     COOKIE_MASK_ALL,
     COOKIE_PREFIX,
     COOKIE_PREFIX_MASK,
@@ -150,7 +151,7 @@ class Reconciler:
     def delete_stale_flows(self) -> int:
         """Remove flows with our cookie prefix whose key is not wanted (one cookie at a time,
         so flows of other owners, with other cookies, are never touched)."""
-        live = {cookie_for(k) for k in self._wanted()}
+        live = {cookie_for(k) for k in (*self._wanted(), CANARY_KEY)}
         removed = 0
         existing = self._d.ovsdb.bridges()
         for bridge in (b for b in self._bridges() if b in existing):

@@ -50,3 +50,18 @@ def differences(before: dict, after: dict) -> list[str]:
     if before["interfaces"] != after["interfaces"]:
         out.append(f"interfaces: {before['interfaces']} -> {after['interfaces']}")
     return out
+
+
+def shape(ovs) -> dict:
+    """A snapshot without what legitimately differs after re-creation (device indexes,
+    ofports, flows naming ports by number): equal shapes mean the same objects, each once."""
+    snap = host_snapshot(ovs)
+    for state in snap["namespaces"].values():
+        state["links"] = {n: link[:-1] for n, link in state["links"].items()}
+    for bridge in snap["flows"]:
+        dump = ovs.ofctl("--no-stats", "--names", "dump-flows", ovs.mgmt(bridge),
+                         f"cookie={COOKIE_PREFIX:#x}/{COOKIE_PREFIX_MASK:#x}")
+        snap["flows"][bridge] = sorted(line.strip() for line in dump.splitlines()[1:])
+    snap["interfaces"] = sorted(ovs.vsctl("--format=csv", "--columns=name,external_ids",
+                                          "list", "Interface").splitlines())
+    return snap

@@ -3,20 +3,23 @@
 - SIGTERM: the agent is gone within 5 s and every namespace, device, neighbour, rule, NAT
   rule and flow is still there, untouched (device indexes equal: nothing re-created).
 - A clean restart with everything in place makes zero changes.
-- SIGKILL in the middle of the first convergence, at several points: the restarted agent
-  converges, and one more restart then makes zero changes, which proves nothing is
-  duplicated or leaked (anything extra of ours would be removed, i.e. changed).
+- SIGKILL at 10 random points of a full sync (a first convergence on a host without our
+  namespaces): the restarted agent converges to exactly what an undisturbed one built
+  (same namespaces, devices, addresses, routes, rules, neighbours, NAT, flows, ports, each
+  once), and one more restart then makes zero changes.
 """
 
 from __future__ import annotations
 
+import os
+import random
 import time
 
 from pyroute2 import netns
 
 from dvr_agent import names
 from tests.functional.agent_env import wait_for, world  # noqa: F401
-from tests.functional.snapshot import host_snapshot
+from tests.functional.snapshot import differences, host_snapshot, shape
 
 
 def _ready_changes(agent) -> int:
@@ -55,7 +58,26 @@ def test_sigterm_leaves_everything_and_a_clean_restart_changes_nothing(world):  
     assert vm.ping("10.10.1.1")
 
 
-def test_sigkill_during_convergence_then_restart_converges_without_leftovers(world):  # noqa: F811
+def _wipe_namespaces() -> None:
+    """Start over from a host without our namespaces (ports and flows stay, as after a
+    reboot of the namespaces but not of OVS), so each start is a full first convergence."""
+    for name in netns.listnetns():
+        if names.is_owned_namespace(name):
+            netns.remove(name)
+
+
+def _cold_start(agent) -> tuple[float, float]:
+    """Start on a wiped host: (seconds until the full sync begins, until ready)."""
+    _wipe_namespaces()
+    began = time.monotonic()
+    agent.start(wait=False)
+    agent.wait_for_notification("STATUS=full sync", 60)
+    syncing = time.monotonic() - began
+    agent.wait_for_notification("STATUS=ready", 60)
+    return syncing, time.monotonic() - began
+
+
+def test_sigkill_at_10_random_points_of_a_full_sync_converges_without_leftovers(world):  # noqa: F811
     w = world
     w.ctl("network", "create", "public", "--external", "--physnet", "physnet1")
     w.ctl("subnet", "create", "public", "203.0.113.0/24", "--gateway", "203.0.113.1")
@@ -69,20 +91,29 @@ def test_sigkill_during_convergence_then_restart_converges_without_leftovers(wor
     wanted = {names.qrouter_ns_name(r["id"]) for r in routers} | {
         names.snat_ns_name(r["id"]) for r in routers}
     wait_for("every router built", lambda: wanted <= set(netns.listnetns()), timeout=60)
-    for delay in (0.05, 0.4, 0.9):
+    w.agent.kill()
+    syncing, ready = _cold_start(w.agent)
+    reference = shape(w.ovs)
+    assert set(reference["namespaces"]) == wanted
+    seed = int(os.environ.get("DVR_TEST_SEED", random.randrange(1 << 32)))
+    points = sorted(random.Random(seed).uniform(syncing, ready) for _ in range(10))
+    print(f"full sync from {syncing:.2f} s to {ready:.2f} s after start; SIGKILL at "
+          f"{', '.join(f'{p:.2f}' for p in points)} (DVR_TEST_SEED={seed})")
+    for point in points:
         w.agent.kill()
-        for name in netns.listnetns():  # start over from an empty host ...
-            if names.is_owned_namespace(name):
-                netns.remove(name)
+        _wipe_namespaces()
+        began = time.monotonic()
         w.agent.start(wait=False)
-        time.sleep(delay)  # ... and kill the agent somewhere in its first convergence
+        time.sleep(max(0.0, point - (time.monotonic() - began)))
         w.agent.kill()
         w.agent.start()
         wait_for("every router rebuilt", lambda: wanted <= set(netns.listnetns()))
-        assert {n for n in netns.listnetns() if names.is_owned_namespace(n)} == wanted
+        found = shape(w.ovs)
+        assert found == reference, (f"after a SIGKILL at {point:.2f} s (DVR_TEST_SEED={seed}): "
+                                    + "; ".join(differences(reference, found)))
         w.agent.stop()
         w.agent.start()
-        assert _ready_changes(w.agent) == 0, f"leftovers after a SIGKILL at {delay} s"
+        assert _ready_changes(w.agent) == 0, f"leftovers after a SIGKILL at {point:.2f} s"
 
 
 def test_ovs_vswitchd_restart_is_detected_by_the_canary_and_repaired(world):  # noqa: F811

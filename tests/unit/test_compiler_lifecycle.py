@@ -5,6 +5,8 @@ neutron-server does); the compiler must follow those facts exactly.
 
 from dvr_agent import state
 from dvr_agent.compiler import compile_host, wanted_keys
+from dvr_agent.compiler.base import canary_flow
+from dvr_agent.compiler.tables import INT_CANARY
 from tests.unit.compiler_world import (
     EXT_NET,
     agent_gateway_port,
@@ -124,3 +126,17 @@ def test_fip_namespace_waits_for_the_agent_gateway_port():
         agent_gateway_port("compute1", "203.0.113.49", "fa:16:3e:75:47:52")))
     assert state.fip_key(EXT_NET) in keys
     assert FIP_NS in _namespaces(facts)
+
+
+def test_the_canary_is_no_key_s_flow_so_no_pass_restores_it():
+    """Only the canary check plants it: a pass retried after an ovs-vswitchd restart would
+    otherwise put it back before the check sees it gone."""
+    facts = facts_for("compute1")
+    facts.set_routers(parse_routers([_with_gateway()]))
+    compiled = compile_host(facts)
+    canary = canary_flow("br-int")
+    assert canary.table == INT_CANARY and canary.cookie == state.cookie_for(state.CANARY_KEY)
+    every_flow = compiled.flows()
+    assert every_flow
+    assert all(f.table != INT_CANARY or f.bridge != "br-int" for f in every_flow)
+    assert canary.cookie not in {f.cookie for f in every_flow}
