@@ -10,7 +10,18 @@ from __future__ import annotations
 import contextlib
 import logging
 
+import amqp.exceptions
+import kombu.exceptions
+import oslo_messaging
+
 _DRIVER_LOGGER = "oslo.messaging._drivers.impl_rabbit"  # oslo.messaging names it so
+
+# What an RPC call can raise when the broker cannot be used. oslo.messaging wraps what it
+# retries in MessagingException, but lets a broker's refusal (a wrong password: amqp's
+# AccessRefused) and some socket errors through as they are.
+RPC_FAILURES: tuple[type[BaseException], ...] = (
+    oslo_messaging.MessagingException, amqp.exceptions.AMQPError, kombu.exceptions.KombuError,
+    OSError)
 
 
 class LastBrokerError(logging.Handler):

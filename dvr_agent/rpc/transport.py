@@ -23,6 +23,9 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     oslo_messaging.set_transport_defaults(control_exchange=protocol.CONTROL_EXCHANGE)
     for group, opts in messaging_opts.list_opts():
         conf.register_opts(opts, group=None if group == "DEFAULT" else group)
+    # oslo.messaging waits up to 30 s between reconnection attempts; agents and the server
+    # that learn the broker is back within seconds converge within seconds
+    conf.set_default("rabbit_interval_max", 3, group="oslo_messaging_rabbit")
 
 
 def url_problem(conf: cfg.ConfigOpts, url: str) -> str | None:
@@ -35,6 +38,14 @@ def url_problem(conf: cfg.ConfigOpts, url: str) -> str | None:
     if parsed.transport not in drivers:
         return (f"no messaging driver {parsed.transport!r} "
                 f"(one of {', '.join(sorted(drivers))})")
+    for host in parsed.hosts:
+        # the rabbit driver re-quotes credentials with urllib's default safe='/', so a '/'
+        # reaches kombu raw and splits the URL (it then fails on a "port" made of the
+        # rest of the password, quoting it in a traceback): refuse it here, in one line
+        for what, value in (("user name", host.username), ("password", host.password)):
+            if value and "/" in value:
+                return (f"the {what} for {host.hostname} contains '/', which "
+                        "oslo.messaging cannot pass to the broker: choose one without it")
     return None
 
 

@@ -15,6 +15,7 @@ import signal
 import sys
 import threading
 
+import sqlalchemy.exc
 from oslo_config import cfg
 from oslo_log import log as oslo_log
 
@@ -90,6 +91,7 @@ class Server:
 def _parse(argv: list[str]) -> cfg.ConfigOpts:
     conf = cfg.CONF
     config.register(conf)
+    rpc_transport.register_opts(conf)
     oslo_log.register_options(conf)
     conf.register_cli_opts(_CLI_OPTS)
     conf(argv, project="dvr-agent", prog="dvr-server")
@@ -109,22 +111,42 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"dvr-server: bad configuration: {exc}", file=sys.stderr)
         return 2
-    db = database_from_conf(conf)
-    if command == ["db", "upgrade"]:
-        migrate.upgrade(db.engine)
-        print(f"dvr-server: database at schema {migrate.head_revision()}")
-        return 0
+    if not command:
+        problem = (rpc_transport.url_problem(conf, conf.transport_url) if conf.transport_url
+                   else "not set (e.g. rabbit://user:pass@host:5672/)")
+        if problem:
+            print(f"dvr-server: [DEFAULT] transport_url is not usable: {problem}",
+                  file=sys.stderr)
+            return 2
+    conf.log_opt_values(LOG, logging.DEBUG)  # secret options (connection, URL) as ****
     try:
+        db = database_from_conf(conf)
+    except (sqlalchemy.exc.ArgumentError, sqlalchemy.exc.NoSuchModuleError) as exc:
+        # SQLAlchemy's own message quotes the whole URL, password included: not printed
+        print("dvr-server: [database] connection is not a usable database URL "
+              f"(dialect+driver://user:password@host/name): {exc.__class__.__name__}",
+              file=sys.stderr)
+        return 2
+    try:
+        if command == ["db", "upgrade"]:
+            migrate.upgrade(db.engine)
+            print(f"dvr-server: database at schema {migrate.head_revision()}")
+            return 0
         migrate.check_current(db.engine)
     except migrate.SchemaOutOfDate as exc:
         print(f"dvr-server: {exc}", file=sys.stderr)
+        return 1
+    except sqlalchemy.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else "unreachable"
+        print(f"dvr-server: cannot use the database at {db.safe_url}: {reason}",
+              file=sys.stderr)
         return 1
     server = Server(conf, db)
     stopping = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
     server.start()
-    LOG.info("dvr-server %s serving on %s", conf.host, db.url.split("@")[-1])
+    LOG.info("dvr-server %s serving on %s", conf.host, db.safe_url)
     stopping.wait()
     LOG.info("dvr-server stopping")
     # each oslo.messaging listener notices a stop only at its next poll (up to 5 s): give

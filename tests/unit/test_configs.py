@@ -136,6 +136,7 @@ def test_network_node_drop_in_reads_the_dvr_snat_config_after_the_common_one():
 @pytest.mark.parametrize("line,message", [
     ("transport_url = nonsense://x", "transport_url is not usable"),
     ("host = ", "host is empty"),
+    ("transport_url = rabbit://u:top%2Fsecret@h:5672/", "password for h contains '/'"),
 ])
 def test_the_agent_refuses_a_bad_transport_or_host_in_one_line(tmp_path, line, message):
     path = tmp_path / "bad.conf"
@@ -146,6 +147,22 @@ def test_the_agent_refuses_a_bad_transport_or_host_in_one_line(tmp_path, line, m
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], done.stderr
+
+
+@pytest.mark.parametrize("url,message", [
+    ("nonsense://x", "no messaging driver 'nonsense'"),
+    ("rabbit://u:top%2Fsecret@h:5672/", "password for h contains '/'"),
+])
+def test_the_server_refuses_a_bad_transport_in_one_line_without_the_password(
+        tmp_path, url, message):
+    path = tmp_path / "bad.conf"
+    path.write_text(f"[DEFAULT]\ntransport_url = {url}\nstate_path = {tmp_path}\n")
+    done = subprocess.run([sys.executable, "-m", "dvr_agent.server.main", "--config-file",
+                           str(path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert "secret" not in done.stderr
 
 
 def test_no_shell_is_ever_built_from_data():

@@ -89,6 +89,11 @@ class Database:
         self._write_lock = threading.Lock()
         self._max_retries = max_retries
 
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password masked: the only form of it that may be logged."""
+        return self.engine.url.render_as_string(hide_password=True)
+
     def read(self, work: Callable[[Session], T]) -> T:
         """Run a read-only unit of work in its own transaction (never blocks on writers)."""
         with self._sessions() as session:
