@@ -42,7 +42,7 @@ def isolate() -> None:
     """Move this (single-threaded) process into a new network and mount namespace."""
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWNET), "unshare(CLONE_NEWNS|CLONE_NEWNET)")
     _check(_libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
-    for private_dir in ("/run/netns", "/run/openvswitch"):
+    for private_dir in ("/run/netns", "/run/openvswitch", "/run/dvr-lab", "/run/dvr-agent"):
         _mount("tmpfs", private_dir, "tmpfs", 0, "mode=755")
     _check(_libc.umount2(b"/sys", MNT_DETACH), "umount /sys")
     _mount("sysfs", "/sys", "sysfs")  # so /sys/class/net lists this namespace's devices

@@ -30,23 +30,40 @@ from dvr_agent.state import Address, Route
 NAMESPACES = Namespaces(owned=layout.is_lab_namespace)
 
 
+MOUNTED_HERE = ".mounted-by-dvr-lab"
+
+
 def ensure_base_dir() -> None:
-    """/run/dvr-lab as a private tmpfs: ``unshare --mount=FILE`` refuses shared mounts."""
+    """/run/dvr-lab as a private tmpfs: ``unshare --mount=FILE`` refuses shared mounts.
+
+    If something else already made it a mount point (the isolated test runner does), it
+    is used as it is and only emptied by ``down``.
+    """
     os.makedirs(layout.BASE_DIR, exist_ok=True)
-    with open("/proc/self/mountinfo") as f:
-        mounted = any(line.split()[4] == layout.BASE_DIR for line in f)
-    if not mounted:
+    if not _is_mount_point(layout.BASE_DIR):
         run(["mount", "-t", "tmpfs", "-o", "mode=700", "dvr-lab", layout.BASE_DIR])
         run(["mount", "--make-private", layout.BASE_DIR])
+        open(os.path.join(layout.BASE_DIR, MOUNTED_HERE), "w").close()
 
 
 def release_base_dir() -> None:
-    with open("/proc/self/mountinfo") as f:
-        mounted = any(line.split()[4] == layout.BASE_DIR for line in f)
-    if mounted:
+    if os.path.exists(os.path.join(layout.BASE_DIR, MOUNTED_HERE)):
         run(["umount", "-l", layout.BASE_DIR])
-    with contextlib.suppress(OSError):
-        os.rmdir(layout.BASE_DIR)
+        with contextlib.suppress(OSError):
+            os.rmdir(layout.BASE_DIR)
+    elif os.path.isdir(layout.BASE_DIR):
+        for entry in os.listdir(layout.BASE_DIR):
+            path = os.path.join(layout.BASE_DIR, entry)
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+
+
+def _is_mount_point(path: str) -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
 
 
 def _bridge(ns: str, name: str) -> None:

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from dvr_agent.lab.procs import LabError
 from dvr_agent.rpc import protocol
 
-BASE_DIR = "/run/dvr-lab"
-PREFIX = "lab-"
+# A second lab can run beside the first with its own prefix and directory (the tests do).
+BASE_DIR = os.environ.get("DVR_LAB_DIR", "/run/dvr-lab")
+PREFIX = os.environ.get("DVR_LAB_PREFIX", "lab-")
 UNDERLAY = ipaddress.IPv4Network("192.0.2.0/24")
 CONTROLLER_IP = ipaddress.IPv4Address("192.0.2.2")
 FIRST_HOST_IP = 10

@@ -73,8 +73,6 @@ class NamespaceHosts:
             os.makedirs(host.path(sub), exist_ok=True)
         if _is_mount_point(host.path("mnt")):
             return
-        for path in ("mnt", "uts"):
-            open(host.path(path), "a").close()
         script = "; ".join([
             "set -e",
             f"hostname {host.name}",
@@ -100,6 +98,8 @@ class NamespaceHosts:
         # bind fails with EINVAL. One of the CPUs always gives a larger id: try each.
         failure = None
         for cpu in sorted(os.sched_getaffinity(0)):
+            for path in ("mnt", "uts"):  # bind targets (a failed attempt may remove them)
+                open(host.path(path), "a").close()
             try:
                 run(["taskset", "--cpu-list", str(cpu), *argv])
                 return

@@ -43,4 +43,5 @@ def lab(session_leak_guard):  # noqa: F811 - ordering: the lab is made after the
         the_lab.down()
         undo()
         assert not [n for n in os.listdir("/run/netns") if layout.is_lab_namespace(n)]
-        assert not os.path.exists(layout.BASE_DIR), "dvr-lab down left /run/dvr-lab"
+        left = os.listdir(layout.BASE_DIR) if os.path.isdir(layout.BASE_DIR) else []
+        assert not left, f"dvr-lab down left {left} in {layout.BASE_DIR}"
