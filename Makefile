@@ -4,7 +4,7 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup system-packages venv demo test lint unit functional lab clean
+.PHONY: setup system-packages venv demo test lint unit functional lab load clean
 
 setup: system-packages venv
 
@@ -28,6 +28,16 @@ test: setup
 
 lint unit functional lab: setup
 	$(VENV)/bin/tox run -e $@
+
+# dvr-server under a large cloud's load for 10 minutes, on SQLite and on PostgreSQL (not a
+# test: it prints numbers and writes benchmarks/results/load-*.json; docs/reliability.md).
+LOAD_ARGS ?= --agents 500 --duration 600 --ctl-rate 20
+load: setup
+	mkdir -p benchmarks/results
+	$(VENV)/bin/python tests/isolated.py $(VENV)/bin/python benchmarks/cloud_load.py \
+		$(LOAD_ARGS) --json benchmarks/results/load-sqlite.json
+	$(VENV)/bin/python tests/isolated.py $(VENV)/bin/python benchmarks/cloud_load.py \
+		$(LOAD_ARGS) --postgres --json benchmarks/results/load-postgresql.json
 
 clean:
 	rm -rf .tox build dist *.egg-info
