@@ -27,6 +27,10 @@ DEFAULT_OPTS = [
     cfg.IntOpt("agent_down_time", default=75, min=1,
                help="Seconds without a heartbeat after which an agent is considered dead. "
                     "Should be at least twice the agents' report_interval."),
+    cfg.FloatOpt("heartbeat_batch_interval", default=1.0, min=0,
+                 help="Heartbeats of agents known alive that change nothing but the time are "
+                      "written together every this many seconds (0: each on its own). Most "
+                      "of a large cloud's writes are heartbeats."),
     cfg.ListOpt("vni_ranges", default=["1:65535"],
                 help="MIN:MAX ranges of VXLAN VNIs given to tenant networks."),
     cfg.StrOpt("default_physnet", default="physnet1",

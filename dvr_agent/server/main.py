@@ -25,6 +25,7 @@ from dvr_agent.server import config, management_protocol
 from dvr_agent.server.db import api as db_api
 from dvr_agent.server.db import migrate
 from dvr_agent.server.domain.settings import Settings, parse_vni_ranges
+from dvr_agent.server.heartbeats import HeartbeatBatcher
 from dvr_agent.server.notifier import Notifier
 from dvr_agent.server.rpc.l3 import L3PluginEndpoint
 from dvr_agent.server.rpc.management import ManagementEndpoint
@@ -58,10 +59,13 @@ class Server:
     def __init__(self, conf: cfg.ConfigOpts, db: db_api.Database):
         self.transport = rpc_transport.get_transport(conf)
         self.plane = ControlPlane(db, settings_from_conf(conf), Notifier(self.transport).send)
+        self.heartbeats = HeartbeatBatcher(db.write, conf.heartbeat_batch_interval,
+                                           conf.agent_down_time) \
+            if conf.heartbeat_batch_interval > 0 else None
         endpoints = {
             protocol.TOPIC_L3_PLUGIN: [L3PluginEndpoint(self.plane)],
             protocol.TOPIC_PLUGIN: [PluginEndpoint(self.plane), DvrEndpoint(self.plane)],
-            protocol.TOPIC_REPORTS: [ReportsEndpoint(self.plane)],
+            protocol.TOPIC_REPORTS: [ReportsEndpoint(self.plane, self.heartbeats)],
             management_protocol.TOPIC: [ManagementEndpoint(self.plane)],
         }
         self.servers = [
@@ -71,6 +75,8 @@ class Server:
             for topic, eps in endpoints.items()]
 
     def start(self) -> None:
+        if self.heartbeats is not None:
+            self.heartbeats.start()
         for server in self.servers:
             server.start()
 
@@ -85,6 +91,8 @@ class Server:
             server.stop()
         for server in self.servers:
             server.wait()
+        if self.heartbeats is not None:
+            self.heartbeats.stop()
         self.transport.cleanup()
 
 

@@ -11,6 +11,7 @@ from dvr_agent.rpc import protocol
 from dvr_agent.rpc.transport import oslo_messaging
 from dvr_agent.server.domain import agents, routers
 from dvr_agent.server.domain.notifications import Outcome
+from dvr_agent.server.heartbeats import HeartbeatBatcher
 from dvr_agent.server.service import ControlPlane
 
 LOG = logging.getLogger(__name__)
@@ -19,17 +20,20 @@ LOG = logging.getLogger(__name__)
 class ReportsEndpoint:
     target = oslo_messaging.Target(version=protocol.REPORTS_VERSION)
 
-    def __init__(self, plane: ControlPlane):
+    def __init__(self, plane: ControlPlane, heartbeats: HeartbeatBatcher | None = None):
         self._plane = plane
+        self._heartbeats = heartbeats
 
     def report_state(self, context: dict, **kwargs: Any) -> str:
         """Record the heartbeat; a dvr_snat agent that appears or revives gets waiting routers."""
         state = agents.parse_agent_state(kwargs)
         settings = self._plane.settings
+        now = settings.now()
+        if self._heartbeats is not None and self._heartbeats.absorb(state, now):
+            return agents.STATE_ALIVE
 
         def work(session: Session) -> Outcome:
-            status = agents.report_state(session, state, settings.now(),
-                                         settings.agent_down_time)
+            status = agents.report_state(session, state, now, settings.agent_down_time)
             notes = []
             snat = state.get("configurations", {}).get("agent_mode") == \
                 protocol.AGENT_MODE_DVR_SNAT
@@ -40,7 +44,10 @@ class ReportsEndpoint:
                 LOG.info("agent %s on %s: %s", state["agent_type"], state["host"], status)
             return Outcome(status, notes)
 
-        return self._plane.change(work, topology=False)
+        status = self._plane.change(work, topology=False)
+        if self._heartbeats is not None:
+            self._heartbeats.remember(state, now)
+        return status
 
     def has_alive_neutron_server(self, context: dict, **kwargs: Any) -> bool:
         return True
