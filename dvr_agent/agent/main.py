@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import resource
@@ -37,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dvr-agent: {exc}", file=sys.stderr)
         return 2
     oslo_logging.setup(conf, "dvr-agent")
+    # systemd's watchdog ends a hung agent with SIGABRT: the journal then shows where
+    # every thread was stuck (stderr goes to the journal)
+    faulthandler.enable(all_threads=True)
     _raise_fd_limit()
     try:
         daemon = Daemon(conf)
