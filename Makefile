@@ -4,7 +4,8 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup system-packages venv demo test lint unit functional lab clean
+.PHONY: setup system-packages venv demo test lint unit functional lab systemd image \
+	container-test clean
 
 setup: system-packages venv
 
@@ -23,11 +24,21 @@ demo: setup
 	@if [ -x $(VENV)/bin/dvr-lab ]; then $(VENV)/bin/dvr-lab demo; \
 	else echo "make demo: not yet - the multi-host lab lands with the lab issue"; fi
 
-test: setup
+# every layer; the systemd and container-lab layers and container-test need the image
+test: setup image
 	$(VENV)/bin/tox run -e all
+	container/run-tests.sh
 
-lint unit functional lab: setup
+lint unit functional lab systemd: setup
 	$(VENV)/bin/tox run -e $@
+
+# localhost/dvr-agent:latest (container/Containerfile); the debootstrap base is made once
+image: setup
+	@container/build-image.sh
+
+# functional tests and a lab scenario in a privileged container from the image
+container-test: image
+	container/run-tests.sh
 
 clean:
 	rm -rf .tox build dist *.egg-info
