@@ -10,16 +10,18 @@ runc with the cgroupfs manager (crun refuses this host's hybrid cgroups) and exp
 ulimits: podman's default nofile limit is above this host's hard limit (20000), so runc
 cannot set it; 1024 is too few for a thousand OVS ports. ``make image``
 (container/build-image.sh) and ``make container-test`` use the same.
+
+Podman creates the machine's end of a container network (a bridge, veths) in the network
+namespace it runs in; ``Podman(netns=...)`` runs it in another one than the caller's.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dvr_agent.lab.procs import LabError, run
 
@@ -29,48 +31,89 @@ IMAGE = os.environ.get("DVR_IMAGE", "localhost/dvr-agent:latest")
 BOOT_TIMEOUT = 90.0
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120.0,
-           input: str | None = None) -> str:
-    return run([*PODMAN, *args], check=check, timeout=timeout, input=input)
-
-
-def succeeds(*args: str) -> bool:
-    """``podman ARGS`` exits 0 (``image exists``, ``container exists``, ...)."""
-    return subprocess.run([*PODMAN, *args], capture_output=True, timeout=60).returncode == 0
-
-
-def require_image(image: str = IMAGE) -> None:
-    if not succeeds("image", "exists", image):
-        raise LabError(f"no image {image}: build it with `make image`")
-
-
 @dataclass(frozen=True)
-class SystemdContainer:
-    """One running container, known by its name."""
+class Podman:
+    """``podman`` with this machine's options, in network namespace ``netns`` if given."""
 
-    name: str
+    netns: str | None = None
 
-    @classmethod
-    def start(cls, name: str, *, networks: Sequence[str] = ("none",),
+    def argv(self, *args: str) -> list[str]:
+        enter = ["nsenter", f"--net={self.netns}", "--"] if self.netns else []
+        return [*enter, *PODMAN, *args]
+
+    def __call__(self, *args: str, check: bool = True, timeout: float = 120.0,
+                 input: str | None = None) -> str:
+        return run(self.argv(*args), check=check, timeout=timeout, input=input)
+
+    def succeeds(self, *args: str) -> bool:
+        """``podman ARGS`` exits 0 (``image exists``, ``container exists``, ...)."""
+        return subprocess.run(self.argv(*args), capture_output=True,
+                              timeout=60).returncode == 0
+
+    def require_image(self, image: str = IMAGE) -> None:
+        if not self.succeeds("image", "exists", image):
+            raise LabError(f"no image {image}: build it with `make image`")
+
+    def container(self, name: str) -> SystemdContainer:
+        return SystemdContainer(name, self)
+
+    def start(self, name: str, *, networks: Sequence[str] = ("none",),
               hostname: str | None = None, image: str = IMAGE) -> SystemdContainer:
         """Run ``image`` with systemd as PID 1; return once the boot has finished.
 
-        ``networks`` are podman ``--network`` values (``none``, ``NET:ip=ADDR``, ...);
-        the first one becomes eth0, the next eth1.
+        ``networks`` are podman ``--network`` values (``none``,
+        ``NET:interface_name=eth0,ip=ADDR,mac=MAC``). Without ``interface_name`` podman
+        names the interfaces in the order of the networks' *names*, not of the options.
         """
-        require_image(image)
+        self.require_image(image)
         argv = ["run", "--detach", "--name", name, "--hostname", hostname or name,
                 "--privileged", "--systemd=always", *ULIMITS]
         for network in networks:
             argv += ["--network", network]
-        podman(*argv, image)
-        container = cls(name)
+        self(*argv, image)
+        container = self.container(name)
         try:
             container.wait_booted()
         except BaseException:
             container.remove()
             raise
         return container
+
+    def containers(self, prefix: str) -> list[str]:
+        """Names of the containers (running or not) that start with ``prefix``."""
+        names = self("ps", "--all", "--format", "{{.Names}}", check=False).split()
+        return [n for n in names if n.startswith(prefix)]
+
+    def remove(self, *names: str) -> None:
+        """Stop (systemd shuts down cleanly, 10 s at most) and remove, all at once."""
+        if names:
+            self("rm", "--force", "--time", "10", *names, check=False, timeout=120)
+
+    def network_create(self, name: str, subnet: str) -> None:
+        """An internal network: a bridge with no address, no route out, no DNS server."""
+        self("network", "create", "--internal", "--disable-dns", "--subnet", subnet, name)
+
+    def network_remove(self, name: str) -> None:
+        self("network", "rm", "--force", name, check=False)
+
+    def networks(self, prefix: str) -> list[str]:
+        return [n for n in self("network", "ls", "--format", "{{.Name}}", check=False).split()
+                if n.startswith(prefix)]
+
+
+@dataclass(frozen=True)
+class SystemdContainer:
+    """One container, known by its name."""
+
+    name: str
+    podman: Podman = field(default_factory=Podman)
+
+    def exists(self) -> bool:
+        return self.podman.succeeds("container", "exists", self.name)
+
+    def running(self) -> bool:
+        return self.podman("inspect", "--format", "{{.State.Running}}", self.name,
+                           check=False).strip() == "true"
 
     def wait_booted(self, timeout: float = BOOT_TIMEOUT) -> str:
         """systemd's verdict once the boot is done: ``running`` (or ``degraded``).
@@ -92,32 +135,27 @@ class SystemdContainer:
     # ------------------------------------------------------------ inside
 
     def exec_argv(self, argv: Sequence[str], *, interactive: bool = False) -> list[str]:
-        return [*PODMAN, "exec", *(["--interactive"] if interactive else []), self.name,
-                *argv]
+        return self.podman.argv("exec", *(["--interactive"] if interactive else []),
+                                self.name, *argv)
 
     def exec(self, argv: Sequence[str], *, check: bool = True, timeout: float = 120.0,
              input: str | None = None) -> str:
         return run(self.exec_argv(argv, interactive=input is not None), check=check,
                    timeout=timeout, input=input)
 
-    def sh(self, script: str, *, check: bool = True, timeout: float = 120.0) -> str:
-        return self.exec(["sh", "-c", script], check=check, timeout=timeout)
-
     def systemctl(self, *args: str, check: bool = True, timeout: float = 120.0) -> str:
         return self.exec(["systemctl", "--no-pager", *args], check=check, timeout=timeout)
 
     def write(self, path: str, text: str, mode: int = 0o644, owner: str = "root:root") -> None:
-        """A file inside the container, as an operator would write it."""
-        quoted = shlex.quote(path)
-        self.exec(["sh", "-c", f"mkdir -p $(dirname {quoted}) && cat > {quoted} && "
-                   f"chmod {mode:o} {quoted} && chown {owner} {quoted}"], input=text)
+        """A file inside the container, as an operator would write it (no shell)."""
+        user, _, group = owner.partition(":")
+        self.exec(["install", "-D", "-m", f"{mode:o}", "-o", user, "-g", group or user,
+                   "/dev/stdin", path], input=text)
 
-    def journal(self, *units: str, since: str | None = None) -> str:
+    def journal(self, *units: str) -> str:
         argv = ["journalctl", "--no-pager", "-o", "cat"]
         for unit in units:
             argv += ["-u", unit]
-        if since:
-            argv += ["--since", since]
         return self.exec(argv)
 
     def wait_active(self, unit: str, timeout: float = 60.0) -> None:
@@ -138,34 +176,8 @@ class SystemdContainer:
     @property
     def pid(self) -> int:
         """The machine's PID of the container's systemd."""
-        return int(podman("inspect", "--format", "{{.State.Pid}}", self.name).strip())
-
-    def netns_path(self) -> str:
-        return f"/proc/{self.pid}/ns/net"
+        return int(self.podman("inspect", "--format", "{{.State.Pid}}", self.name).strip())
 
     def remove(self) -> None:
-        """Stop (systemd shuts down cleanly, 10 s at most) and remove; no error if gone."""
-        podman("rm", "--force", "--time", "10", self.name, check=False, timeout=60)
-
-
-def remove_containers(prefix: str) -> list[str]:
-    """Remove every container whose name starts with ``prefix`` (what a crash left)."""
-    names = podman("ps", "--all", "--format", "{{.Names}}", check=False).split()
-    mine = [n for n in names if n.startswith(prefix)]
-    for name in mine:
-        SystemdContainer(name).remove()
-    return mine
-
-
-def network_create(name: str, subnet: str) -> None:
-    """An internal podman network: a bridge with no route out and no DNS server process."""
-    podman("network", "create", "--internal", "--disable-dns", "--subnet", subnet, name)
-
-
-def network_remove(name: str) -> None:
-    podman("network", "rm", "--force", name, check=False)
-
-
-def networks(prefix: str) -> list[str]:
-    return [n for n in podman("network", "ls", "--format", "{{.Name}}", check=False).split()
-            if n.startswith(prefix)]
+        """Stop and remove; no error if it is gone already."""
+        self.podman.remove(self.name)

@@ -3,40 +3,19 @@ session, with the controller and a node installed as an operator would (node.py)
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 
-from dvr_agent.lab import podman
-from tests.fixtures.containers import (
-    mount_cgroups_like_the_machine,
-    podman_images,
-    podman_leaks,
-)
+from dvr_agent.lab.podman import Podman
+from tests.fixtures.containers import podman_session  # noqa: F401
 from tests.root_conftest import leak_guard, session_leak_guard  # noqa: F401
 from tests.systemd.node import HOST, Node, Vm, wait_for
 
-PREFIX = f"dvr-test{os.getpid()}-"
-
 
 @pytest.fixture(scope="session")
-def podman_session(session_leak_guard) -> Iterator[str]:  # noqa: F811 - after the snapshot
-    """Podman usable in the isolated session; at the end, nothing of ours left in it."""
-    mount_cgroups_like_the_machine()
-    if not podman.succeeds("image", "exists", podman.IMAGE):
-        pytest.exit(f"no image {podman.IMAGE}: run `make image` first", returncode=2)
-    images = podman_images()
-    yield PREFIX
-    leaks = podman_leaks(PREFIX, images)
-    podman.remove_containers(PREFIX)
-    if leaks:
-        pytest.fail(f"left in podman's storage: {', '.join(leaks)}")
-
-
-@pytest.fixture(scope="session")
-def node(podman_session: str) -> Iterator[Node]:
-    box = podman.SystemdContainer.start(f"{podman_session}{HOST}", hostname=HOST)
+def node(podman_session: str) -> Iterator[Node]:  # noqa: F811
+    box = Podman().start(f"{podman_session}{HOST}", hostname=HOST)
     try:
         the_node = Node(box)
         the_node.install_controller()

@@ -26,6 +26,11 @@ DVRCTL = ("dvrctl", "--config-file", "/etc/dvr-agent/dvr-server.conf", "--json")
 _CHANGES = re.compile(r"ready in [0-9.]+ s with (\d+) changes")
 
 
+def sh(box: SystemdContainer, script: str, check: bool = True) -> str:
+    """A shell script in the container (test set-up: the lab code itself uses none)."""
+    return box.exec(["sh", "-c", script], check=check)
+
+
 def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     last = None
@@ -74,7 +79,7 @@ class Node:
 
     def install_node(self) -> None:
         """What a node needs before its agent starts: an underlay address, br-ex, config."""
-        self.box.sh(f"ip link add ul0 type veth peer name ul1 && "
+        sh(self.box, f"ip link add ul0 type veth peer name ul1 && "
                     f"ip addr add {UNDERLAY_IP}/24 dev ul0 && ip link set ul0 up && "
                     f"ip link set ul1 up")
         self.box.exec(["ovs-vsctl", "--may-exist", "add-br", "br-ex", "--", "set", "bridge",
@@ -96,9 +101,9 @@ bridge_mappings = physnet1:br-ex
     def set_network_node(self, enabled: bool) -> None:
         """Install (or remove) the network-node drop-in, as the README says."""
         if enabled:
-            self.box.sh(f"mkdir -p {DROP_IN_DIR} && cp {NETWORK_NODE_DROP_IN} {DROP_IN_DIR}/")
+            sh(self.box, f"mkdir -p {DROP_IN_DIR} && cp {NETWORK_NODE_DROP_IN} {DROP_IN_DIR}/")
         else:
-            self.box.sh(f"rm -f {DROP_IN_DIR}/network-node.conf")
+            sh(self.box, f"rm -f {DROP_IN_DIR}/network-node.conf")
         self.box.systemctl("daemon-reload")
 
     # ------------------------------------------------------------ the agent's unit
@@ -146,7 +151,7 @@ bridge_mappings = physnet1:br-ex
         subnet = self.ctl("subnet", "show", port["fixed_ips"][0]["subnet_id"])
         tap = names.veth_host_name("qr-" + port["id"])
         prefix = subnet["cidr"].split("/")[1]
-        self.box.sh(" && ".join([
+        sh(self.box, " && ".join([
             f"ip netns add {name}",
             f"ip link add {tap} type veth peer name eth0 netns {name}",
             f"ip -n {name} link set eth0 address {port['mac_address']} mtu 1450 up",

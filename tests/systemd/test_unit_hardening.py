@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from dvr_agent import names
-from dvr_agent.lab import podman
-from tests.systemd.node import Node, wait_for
+from dvr_agent.lab.podman import Podman
+from tests.systemd.node import Node, sh, wait_for
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 # capability numbers (linux/capability.h)
@@ -89,7 +89,7 @@ def test_systemd_analyze_security_is_what_the_readme_reports(node):
 @pytest.fixture
 def spare_node(podman_session: str) -> Iterator[Node]:
     """A node whose data plane a test may break: its own container, removed after."""
-    box = podman.SystemdContainer.start(f"{podman_session}spare", hostname="node1")
+    box = Podman().start(f"{podman_session}spare", hostname="node1")
     try:
         the_node = Node(box)
         the_node.install_controller()
@@ -123,7 +123,7 @@ def test_a_private_mount_namespace_would_hide_the_routers_and_lose_them_on_stop(
     inside = node.box.exec(["nsenter", "-t", str(pid), "-m", "ip", "netns", "exec", qrouter,
                             "ip", "-br", "link"])
     assert "qr-" in inside
-    on_host = node.box.sh(f"ip netns exec {qrouter} true 2>&1; echo exit=$?", check=False)
+    on_host = sh(node.box, f"ip netns exec {qrouter} true 2>&1; echo exit=$?", check=False)
     assert "Invalid argument" in on_host and "exit=255" in on_host, on_host
 
     node.box.systemctl("stop", "dvr-agent")
