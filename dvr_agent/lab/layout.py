@@ -2,7 +2,7 @@
 
 Everything the lab makes is named here, so ``down`` can find all of it again, even after
 a crashed ``up``: namespaces ``lab-*``, devices ``u-<host>`` / ``x-<host>`` on the
-fabric, state under /run/dvr-lab (its own private tmpfs). Addresses are the
+fabric, state under /run/dvr-lab (its own private tmpfs; $DVR_LAB_DIR if set). Addresses are the
 documentation ranges and exist only inside the lab's namespaces: 192.0.2.0/24 is the
 underlay (VXLAN between hosts, RPC to the controller), 203.0.113.0/24 the external
 network with the upstream gateway at .1, the lab's "internet".
@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from dvr_agent.lab.procs import LabError
 from dvr_agent.rpc import protocol
 
-BASE_DIR = "/run/dvr-lab"
+# DVR_LAB_DIR: another directory for a second lab on the same machine. /run is shared by
+# every mount namespace here, and removing the directory (`down`) detaches the lab's tmpfs
+# from it in all of them, so two labs must not share it.
+BASE_DIR = os.environ.get("DVR_LAB_DIR", "/run/dvr-lab")
 PREFIX = "lab-"
 UNDERLAY = ipaddress.IPv4Network("192.0.2.0/24")
 CONTROLLER_IP = ipaddress.IPv4Address("192.0.2.2")
@@ -29,6 +32,7 @@ PHYSNET = "physnet1"
 EXTERNAL_BRIDGE = "br-ex"
 DEFAULT_HOSTS = "network:dvr_snat,compute1:dvr,compute2:dvr"
 MODES = (protocol.AGENT_MODE_DVR, protocol.AGENT_MODE_DVR_SNAT)
+BACKENDS = ("namespaces", "containers")  # netns_hosts.py, container_hosts.py
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")  # u-<host> must fit in 15 characters
 
 
