@@ -4,8 +4,8 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup system-packages venv demo test lint unit functional lab systemd image \
-	container-test clean
+.PHONY: setup system-packages venv demo test lint unit functional lab systemd container-lab \
+	image container-test clean
 
 setup: system-packages venv
 
@@ -24,12 +24,16 @@ demo: setup
 	@if [ -x $(VENV)/bin/dvr-lab ]; then $(VENV)/bin/dvr-lab demo; \
 	else echo "make demo: not yet - the multi-host lab lands with the lab issue"; fi
 
-# every layer; the systemd and container-lab layers and container-test need the image
+# every layer; then, on the image: the units under systemd, the container lab, and the
+# functional tests inside a privileged container
 test: setup image
-	$(VENV)/bin/tox run -e all
+	$(VENV)/bin/tox run -e all,deploy
 	container/run-tests.sh
 
-lint unit functional lab systemd: setup
+lint unit functional lab: setup
+	$(VENV)/bin/tox run -e $@
+
+systemd container-lab: image
 	$(VENV)/bin/tox run -e $@
 
 # localhost/dvr-agent:latest (container/Containerfile); the debootstrap base is made once
