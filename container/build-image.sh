@@ -5,8 +5,8 @@
 # `podman import`, once: it is cached as localhost/debian-minbase:bookworm and rebuilt only
 # when missing. The package goes in as a wheel built from the checkout. A second run with
 # nothing changed builds nothing new (every layer comes from podman's cache: the wheel is
-# built with a fixed SOURCE_DATE_EPOCH, so the same sources give the same bytes), and an
-# image replaced by a rebuild is removed, so only the base and the project image remain.
+# built with a fixed SOURCE_DATE_EPOCH, so the same sources give the same bytes), and what
+# a rebuild leaves untagged is removed, so only the base and the project image remain.
 # The podman options are those of ../shared/reference/privileged-containers.md: runc and
 # cgroupfs (crun fails on this host's hybrid cgroups), explicit ulimits (the host's hard
 # nofile limit, 20000, is below podman's default; 1024 is too few for a thousand OVS ports).
@@ -56,12 +56,12 @@ for w in "$OUT"/wheels/*.whl; do
   IFS=- read -r name version _ <<<"$(basename "$w")"; echo "$name==$version"
 done | sort > "$OUT/requirements.txt"
 
-old=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE" 2>/dev/null || true)
 echo "image: $IMAGE (podman build; cached layers are reused)"
-"${PODMAN[@]}" build --quiet --network host "${ULIMITS[@]}" --build-arg "BASE=$BASE" \
-  --build-arg "WHEEL=$(basename "$wheel")" -t "$IMAGE" -f container/Containerfile . >/dev/null
+"${PODMAN[@]}" build --network host "${ULIMITS[@]}" --build-arg "BASE=$BASE" \
+  --build-arg "WHEEL=$(basename "$wheel")" -t "$IMAGE" -f container/Containerfile . \
+  >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log" >&2; exit 1; }
+# what a rebuild left untagged (the previous image, layers of an edited Containerfile): only
+# images with our label, and only those nothing uses
+"${PODMAN[@]}" image prune --force --filter label=io.dvr-agent.image=dvr-agent >/dev/null
 new=$("${PODMAN[@]}" image inspect --format '{{.Id}}' "$IMAGE")
-if [ -n "$old" ] && [ "$old" != "$new" ]; then
-  "${PODMAN[@]}" rmi "$old" >/dev/null 2>&1 || true   # only if nothing else uses it
-fi
 echo "image: $IMAGE ${new:0:12} ($("${PODMAN[@]}" image inspect --format '{{.Size}}' "$IMAGE" | numfmt --to=si)B)"
