@@ -44,13 +44,23 @@ fi
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
   || { echo "make image: $PYTHON is not Python 3.11 (Debian 12's, the image's)" >&2; exit 2; }
 echo "image: wheels of the checkout and its dependencies"
-rm -rf "$OUT" && mkdir -p "$OUT/wheels"
+mkdir -p "$OUT/wheels" && rm -f "$OUT"/dvr_agent-*.whl
 SOURCE_DATE_EPOCH=315532800 "$PYTHON" -m pip wheel --no-deps --wheel-dir "$OUT" . \
   >"$OUT/pip.log" 2>&1 || { tail -30 "$OUT/pip.log" >&2; exit 1; }
 wheel=$(ls "$OUT"/dvr_agent-*.whl)
-"$PYTHON" -m pip wheel --wheel-dir "$OUT/wheels" "$wheel[test]" >>"$OUT/pip.log" 2>&1 \
-  || { tail -30 "$OUT/pip.log" >&2; exit 1; }
-rm "$OUT/wheels/$(basename "$wheel")"
+# the dependencies' wheels are made again only when the package's requirements change
+requires=$("$PYTHON" -c 'import sys, zipfile
+z = zipfile.ZipFile(sys.argv[1])
+meta = next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))
+print("\n".join(l for l in z.read(meta).decode().splitlines() if l.startswith("Requires-Dist:")))
+' "$wheel")
+if [ "$requires" != "$(cat "$OUT/wheels/.requires" 2>/dev/null)" ]; then
+  rm -rf "$OUT/wheels" && mkdir -p "$OUT/wheels"
+  "$PYTHON" -m pip wheel --wheel-dir "$OUT/wheels" "$wheel[test]" >>"$OUT/pip.log" 2>&1 \
+    || { tail -30 "$OUT/pip.log" >&2; exit 1; }
+  rm "$OUT/wheels/$(basename "$wheel")"
+  echo "$requires" > "$OUT/wheels/.requires"
+fi
 # exact versions, so that the dependency layer is rebuilt exactly when one of them changes
 for w in "$OUT"/wheels/*.whl; do
   IFS=- read -r name version _ <<<"$(basename "$w")"; echo "$name==$version"
