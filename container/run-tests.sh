@@ -4,10 +4,10 @@
 # kernel. The tests, pytest, Python, Open vSwitch, RabbitMQ and iproute2 are the image's
 # (container/Containerfile puts the test suite in /usr/share/dvr-agent/tests).
 #
-# The subset (README "Tests in a privileged container" says why): every driver against
-# the kernel and Open vSwitch, and the agent's own end-to-end tests on the real stack;
-# then `dvr-lab demo`, three hosts with real traffic. Pass other pytest arguments to run
-# something else: container/run-tests.sh tests/functional -k ovsdb
+# The subset (README "The image, and tests in a privileged container" says why): every
+# driver against the kernel and Open vSwitch; then `dvr-lab demo`, three hosts with their
+# agents, RabbitMQ and dvr-server, and real traffic. Pass pytest arguments to run something
+# else: container/run-tests.sh tests/functional (all of it), ... -k ovsdb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +15,6 @@ IMAGE=${DVR_IMAGE:-localhost/dvr-agent:latest}
 PODMAN=(podman --runtime runc --cgroup-manager=cgroupfs)
 ULIMITS=(--ulimit nofile=16384:16384 --ulimit nproc=4096:4096)
 SUBSET=(
-  tests/functional/test_agent_lifecycle.py
   tests/functional/test_namespaces.py
   tests/functional/test_netlink_bulk.py tests/functional/test_netlink_ethtool.py
   tests/functional/test_netlink_links.py tests/functional/test_netlink_routing.py
