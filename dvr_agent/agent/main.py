@@ -38,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dvr-agent: {exc}", file=sys.stderr)
         return 2
     oslo_logging.setup(conf, "dvr-agent")
+    _raise_fd_limit()
     # systemd's watchdog ends a hung agent with SIGABRT: the journal then shows where
     # every thread was stuck (stderr goes to the journal)
     faulthandler.enable(all_threads=True)
-    _raise_fd_limit()
     try:
         daemon = Daemon(conf)
     except FatalError as exc:

@@ -2,8 +2,10 @@
 
 Everything the lab makes is named here, so ``down`` can find all of it again, even after
 a crashed ``up``: namespaces ``lab-*``, devices ``u-<host>`` / ``x-<host>`` on the
-fabric, state under /run/dvr-lab (its own private tmpfs; $DVR_LAB_DIR if set). Addresses are the
-documentation ranges and exist only inside the lab's namespaces: 192.0.2.0/24 is the
+fabric, state under /run/dvr-lab (its own private tmpfs; $DVR_LAB_DIR if set: two labs
+must not share one, since `down` unmounting it there detaches it in every mount
+namespace that shares /run). Addresses are the documentation ranges and exist only
+inside the lab's namespaces: 192.0.2.0/24 is the
 underlay (VXLAN between hosts, RPC to the controller), 203.0.113.0/24 the external
 network with the upstream gateway at .1, the lab's "internet".
 """
@@ -18,11 +20,9 @@ from dataclasses import dataclass
 from dvr_agent.lab.procs import LabError
 from dvr_agent.rpc import protocol
 
-# DVR_LAB_DIR: another directory for a second lab on the same machine. /run is shared by
-# every mount namespace here, and removing the directory (`down`) detaches the lab's tmpfs
-# from it in all of them, so two labs must not share it.
+# A second lab can run beside the first with its own prefix and directory (the tests do).
 BASE_DIR = os.environ.get("DVR_LAB_DIR", "/run/dvr-lab")
-PREFIX = "lab-"
+PREFIX = os.environ.get("DVR_LAB_PREFIX", "lab-")
 UNDERLAY = ipaddress.IPv4Network("192.0.2.0/24")
 CONTROLLER_IP = ipaddress.IPv4Address("192.0.2.2")
 FIRST_HOST_IP = 10
