@@ -31,7 +31,7 @@ from pyroute2 import IPRoute
 from dvr_agent.lab import fabric, layout, services
 from dvr_agent.lab.layout import HostSpec
 from dvr_agent.lab.ovs import HostOvs
-from dvr_agent.lab.podman import Podman, SystemdContainer
+from dvr_agent.lab.podman import Podman, SystemdContainer, mount_cgroups_like_the_machine
 from dvr_agent.lab.procs import LabError, run
 
 PREFIX = os.environ.get("DVR_LAB_CONTAINERS", "dvr-lab")
@@ -116,6 +116,7 @@ class ContainerHosts:
             raise LabError(f"missing programs: {', '.join(missing)} (run `make setup`)")
         if os.geteuid() != 0:
             raise LabError("the lab needs root (privileged containers, namespaces)")
+        mount_cgroups_like_the_machine()  # under tests/isolated.py (podman.py says why)
         Podman().require_image()
 
     def up(self, hosts: list[HostSpec], state: dict, say: Callable[[str], None],

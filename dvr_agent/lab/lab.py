@@ -40,8 +40,10 @@ class Lab:
     def __init__(self, backend=None, progress=print) -> None:
         self.say = progress
         self.state = self._load()
-        self.backend = backend or backend_named(
-            self.state.get("backend", NamespaceHosts.name), self.state)
+        # the lab's own if one is up; else $DVR_LAB_BACKEND, so that the scenario tests
+        # (tests/lab) run unchanged on either backend
+        self.backend = backend or backend_named(self.state.get(
+            "backend", os.environ.get("DVR_LAB_BACKEND", NamespaceHosts.name)), self.state)
 
     # ------------------------------------------------------------ state
 

@@ -32,7 +32,8 @@ def _parser() -> argparse.ArgumentParser:
                     help=f"NAME:MODE,... (default {layout.DEFAULT_HOSTS})")
     up.add_argument("--backend", choices=layout.BACKENDS,
                     help="hosts as namespaces or as systemd containers from the image of "
-                         "`make image` (default: the lab's if one is up, else namespaces)")
+                         "`make image` (default: the lab's if one is up, else "
+                         "$DVR_LAB_BACKEND, else namespaces)")
     sub.add_parser("down", help="stop and remove everything the lab made")
     status = sub.add_parser("status", help="what runs")
     status.add_argument("--json", action="store_true")

@@ -13,6 +13,12 @@ cannot set it; 1024 is too few for a thousand OVS ports. ``make image``
 
 Podman creates the machine's end of a container network (a bridge, veths) in the network
 namespace it runs in; ``Podman(netns=...)`` runs it in another one than the caller's.
+
+tests/isolated.py mounts a fresh sysfs on /sys so that /sys/class/net shows the test
+namespace's devices; that sysfs has no cgroup hierarchies under /sys/fs/cgroup, and runc
+refuses to create a container without them ("no cgroup mount found in mountinfo").
+``mount_cgroups_like_the_machine`` mounts the machine's own hierarchies again, exactly as
+PID 1 has them, in such a private mount namespace; where they are mounted it does nothing.
 """
 
 from __future__ import annotations
@@ -29,6 +35,36 @@ PODMAN = ("podman", "--runtime", "runc", "--cgroup-manager=cgroupfs")
 ULIMITS = ("--ulimit", "nofile=16384:16384", "--ulimit", "nproc=4096:4096")
 IMAGE = os.environ.get("DVR_IMAGE", "localhost/dvr-agent:latest")
 BOOT_TIMEOUT = 90.0
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def _machine_cgroup_mounts() -> list[tuple[str, str, str]]:
+    """(mount point, fstype, options) of PID 1's mounts under /sys/fs/cgroup, in order."""
+    mounts = []
+    with open("/proc/1/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            point = fields[4]
+            if point != CGROUP_ROOT and not point.startswith(CGROUP_ROOT + "/"):
+                continue
+            after = fields[fields.index("-") + 1:]
+            fstype, options = after[0], after[2]
+            options = ",".join(o for o in options.split(",") if o not in ("rw", "ro"))
+            mounts.append((point, fstype, options))
+    return mounts
+
+
+def mount_cgroups_like_the_machine() -> None:
+    """Give this mount namespace the machine's cgroup mounts, if it has none; idempotent."""
+    with open("/proc/self/mountinfo") as f:
+        if any(line.split()[4] == CGROUP_ROOT for line in f):
+            return
+    for point, fstype, options in _machine_cgroup_mounts():
+        os.makedirs(point, exist_ok=True)
+        argv = ["mount", "-t", fstype]
+        if options:
+            argv += ["-o", options]
+        run([*argv, fstype, point])
 
 
 @dataclass(frozen=True)
