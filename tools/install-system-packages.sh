@@ -10,6 +10,7 @@ packages=(
   util-linux procps psmisc
   postgresql              # the server's database tests also run on PostgreSQL
   python3-venv python3-dev gcc
+  podman runc debootstrap # `make image`, container-test, the systemd tests, the container lab
 )
 
 if [ "$(id -u)" -ne 0 ]; then

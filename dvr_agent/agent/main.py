@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import resource
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     oslo_logging.setup(conf, "dvr-agent")
     conf.log_opt_values(LOG, logging.DEBUG)  # secret options (transport_url) as ****
     _raise_fd_limit()
+    # systemd's watchdog ends a hung agent with SIGABRT: the journal then shows where
+    # every thread was stuck (stderr goes to the journal)
+    faulthandler.enable(all_threads=True)
     try:
         daemon = Daemon(conf)
     except FatalError as exc:

@@ -3,6 +3,11 @@
 State lives in /run/dvr-lab/lab.json: the hosts, the PIDs of what was started, the VMs,
 the directories made on the machine. ``down`` works from that file and from the fixed
 names of layout.py, so it also cleans up after a crashed or half-finished ``up``.
+
+Two backends make the hosts: namespaces (netns_hosts.py; the lab starts each daemon and
+holds its PID) and systemd containers (container_hosts.py; systemd in each container runs
+the daemons, so there the facade hands the daemons' life to the backend). VMs, dvrctl,
+the probes and the demo work the same on both. The state says which backend is up.
 """
 
 from __future__ import annotations
@@ -14,17 +19,31 @@ import signal
 import subprocess
 
 from dvr_agent.lab import fabric, layout, services, vms
+from dvr_agent.lab.container_hosts import PREFIX as CONTAINERS_PREFIX
+from dvr_agent.lab.container_hosts import ContainerHosts
 from dvr_agent.lab.layout import HostSpec
 from dvr_agent.lab.netns_hosts import NamespaceHosts, kill_namespace_members
 from dvr_agent.lab.ovs import HostOvs
 from dvr_agent.lab.procs import Daemon, LabError, is_running
 
 
+def backend_named(name: str, state: dict | None = None):
+    """A backend by name; a lab that is up keeps the container names it was made with."""
+    if name == ContainerHosts.name:
+        return ContainerHosts((state or {}).get("containers", CONTAINERS_PREFIX))
+    if name == NamespaceHosts.name:
+        return NamespaceHosts()
+    raise LabError(f"no backend {name!r} (backends: {', '.join(layout.BACKENDS)})")
+
+
 class Lab:
     def __init__(self, backend=None, progress=print) -> None:
-        self.backend = backend or NamespaceHosts()
         self.say = progress
         self.state = self._load()
+        # the lab's own if one is up; else $DVR_LAB_BACKEND, so that the scenario tests
+        # (tests/lab) run unchanged on either backend
+        self.backend = backend or backend_named(self.state.get(
+            "backend", os.environ.get("DVR_LAB_BACKEND", NamespaceHosts.name)), self.state)
 
     # ------------------------------------------------------------ state
 
@@ -53,22 +72,40 @@ class Lab:
         known = ", ".join(h.name for h in self.hosts) or "none: run `dvr-lab up`"
         raise LabError(f"no lab host {name!r} (hosts: {known})")
 
-    def ovs(self, host: HostSpec) -> HostOvs:
+    @property
+    def in_containers(self) -> bool:
+        """Hosts are systemd containers: their daemons are systemd's, not ours by PID."""
+        return isinstance(self.backend, ContainerHosts)
+
+    def ovs(self, host: HostSpec):
+        if self.in_containers:
+            return self.backend.ovs(host)
         return HostOvs(self.backend, host)
 
     # ------------------------------------------------------------ up and down
 
     def up(self, hosts_text: str = layout.DEFAULT_HOSTS) -> None:
-        fabric.require_tools()
+        if self.in_containers:
+            self.backend.require_tools()
+        else:
+            fabric.require_tools()
         hosts = layout.parse_hosts(hosts_text)
-        if self.hosts and [h.to_json() for h in hosts] != self.state["hosts"]:
-            raise LabError("a lab with other hosts is up: `dvr-lab down` first")
+        if self.hosts and ([h.to_json() for h in hosts] != self.state["hosts"] or
+                           self.state.get("backend", NamespaceHosts.name) != self.backend.name):
+            raise LabError("a lab with other hosts or another backend is up: "
+                           "`dvr-lab down` first")
         fabric.ensure_base_dir()
         self.state = self._load()
+        self.state["backend"] = self.backend.name
         self.state["hosts"] = [h.to_json() for h in hosts]
         self.state.setdefault("created_dirs", [])
         self.state.setdefault("vms", {})
         self.save()
+        if self.in_containers:
+            self.backend.up(hosts, self.state, self.say, self.save)
+            self.save()
+            self.say("lab up: `dvr-lab status`, `dvr-lab exec HOST -- CMD`, `podman ps`")
+            return
         self.say("fabric: underlay 192.0.2.0/24, external segment 203.0.113.0/24")
         fabric.ensure_machine_dirs(self.state["created_dirs"])
         fabric.ensure_fabric()
@@ -104,14 +141,17 @@ class Lab:
         for name in list(self.state.get("vms", {})):
             vm = self.state["vms"].pop(name)
             vms.delete(self.backend, None, vm, server=False)
-        for host in self.hosts:
-            services.stop_agent(host, self.state)
-            with contextlib.suppress(LabError):
-                self.ovs(host).stop()
-        services.stop_server(self.state)
-        services.stop_broker(self.state)
-        for host in self.hosts:
-            self.backend.destroy(host)
+        if self.in_containers:
+            self.backend.down(self.state)
+        else:
+            for host in self.hosts:
+                services.stop_agent(host, self.state)
+                with contextlib.suppress(LabError):
+                    self.ovs(host).stop()
+            services.stop_server(self.state)
+            services.stop_broker(self.state)
+            for host in self.hosts:
+                self.backend.destroy(host)
         self._remove_namespaces()
         fabric.remove_machine_dirs(self.state.get("created_dirs", []))
         self.state = {}
@@ -131,6 +171,10 @@ class Lab:
     # ------------------------------------------------------------ looking and poking
 
     def status(self) -> dict:
+        if self.in_containers:
+            return {"up": bool(self.hosts), **self.backend.status(self.hosts),
+                    "vms": self.state.get("vms", {})}
+
         def daemon(key: str) -> dict:
             data = self.state.get(key)
             running = bool(data) and is_running(Daemon.from_json(data))
@@ -146,6 +190,8 @@ class Lab:
                 "server": daemon("server"), "vms": self.state.get("vms", {})}
 
     def exec_argv(self, target: str, argv: list[str]) -> list[str]:
+        if self.in_containers and target in ("upstream", "controller"):
+            return self.backend.exec_argv(target, argv)
         if target == "upstream":
             return ["nsenter", f"--net=/run/netns/{layout.UPSTREAM_NS}", "--", *argv]
         if target == "controller":
@@ -159,6 +205,14 @@ class Lab:
         if target in ("controller", "server"):
             return layout.controller_path("dvr-server.log")
         return self.host(target).path("agent", "dvr-agent.log")
+
+    def logs(self, target: str) -> str:
+        """A host's agent log, or the server's (``controller``); the journal's in containers."""
+        if self.in_containers:
+            return self.backend.logs(target if target in ("controller", "server")
+                                     else self.host(target).name)
+        with open(self.log_path(target)) as f:
+            return f.read()
 
     # ------------------------------------------------------------ VMs
 
@@ -188,6 +242,9 @@ class Lab:
 
     def agent(self, action: str, host_name: str) -> None:
         host = self.host(host_name)
+        if self.in_containers:
+            self.backend.agent(host, action)
+            return
         if action in ("stop", "restart"):
             services.stop_agent(host, self.state)
         elif action == "kill":
@@ -197,11 +254,17 @@ class Lab:
         self.save()
 
     def server_restart(self) -> None:
+        if self.in_containers:
+            self.backend.server_restart()
+            return
         services.stop_server(self.state)
         services.start_server(self.state)
         self.save()
 
     def broker(self, action: str) -> None:
+        if self.in_containers:
+            self.backend.broker(action)
+            return
         if action == "stop":
             services.stop_broker(self.state)
         else:

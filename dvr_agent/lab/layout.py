@@ -2,8 +2,10 @@
 
 Everything the lab makes is named here, so ``down`` can find all of it again, even after
 a crashed ``up``: namespaces ``lab-*``, devices ``u-<host>`` / ``x-<host>`` on the
-fabric, state under /run/dvr-lab (its own private tmpfs). Addresses are the
-documentation ranges and exist only inside the lab's namespaces: 192.0.2.0/24 is the
+fabric, state under /run/dvr-lab (its own private tmpfs; $DVR_LAB_DIR if set: two labs
+must not share one, since `down` unmounting it there detaches it in every mount
+namespace that shares /run). Addresses are the documentation ranges and exist only
+inside the lab's namespaces: 192.0.2.0/24 is the
 underlay (VXLAN between hosts, RPC to the controller), 203.0.113.0/24 the external
 network with the upstream gateway at .1, the lab's "internet".
 """
@@ -30,6 +32,7 @@ PHYSNET = "physnet1"
 EXTERNAL_BRIDGE = "br-ex"
 DEFAULT_HOSTS = "network:dvr_snat,compute1:dvr,compute2:dvr"
 MODES = (protocol.AGENT_MODE_DVR, protocol.AGENT_MODE_DVR_SNAT)
+BACKENDS = ("namespaces", "containers")  # netns_hosts.py, container_hosts.py
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")  # u-<host> must fit in 15 characters
 
 

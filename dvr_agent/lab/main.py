@@ -1,7 +1,7 @@
 """``dvr-lab``: several DVR hosts on one machine, for the demo, the tests and for playing.
 
-    dvr-lab up [--hosts network:dvr_snat,compute1:dvr,compute2:dvr]
-    dvr-lab demo | down | status [--json] | logs HOST
+    dvr-lab up [--hosts network:dvr_snat,compute1:dvr,compute2:dvr] [--backend containers]
+    dvr-lab demo [--backend containers] | down | status [--json] | logs HOST
     dvr-lab exec HOST|upstream|controller -- CMD...
     dvr-lab dvrctl ARGS...
     dvr-lab vm boot NAME --host HOST --network NET [--ip IP]
@@ -30,12 +30,17 @@ def _parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="build the lab (idempotent)")
     up.add_argument("--hosts", default=layout.DEFAULT_HOSTS,
                     help=f"NAME:MODE,... (default {layout.DEFAULT_HOSTS})")
+    up.add_argument("--backend", choices=layout.BACKENDS,
+                    help="hosts as namespaces or as systemd containers from the image of "
+                         "`make image` (default: the lab's if one is up, else "
+                         "$DVR_LAB_BACKEND, else namespaces)")
     sub.add_parser("down", help="stop and remove everything the lab made")
     status = sub.add_parser("status", help="what runs")
     status.add_argument("--json", action="store_true")
     demo = sub.add_parser("demo", help="up, then the seed's topology with real traffic")
     demo.add_argument("--down", action="store_true",
                       help="take the lab down at the end (by default it stays up to explore)")
+    demo.add_argument("--backend", choices=layout.BACKENDS, help="as for `up`")
     logs = sub.add_parser("logs", help="a host's agent log (or `controller` for the server)")
     logs.add_argument("host")
     ex = sub.add_parser("exec", help="run a command on a host, upstream or the controller")
@@ -89,7 +94,7 @@ def _locked():
 
 
 def run(args: argparse.Namespace) -> int:
-    from dvr_agent.lab.lab import Lab  # heavy imports only once arguments are fine
+    from dvr_agent.lab.lab import Lab, backend_named  # heavy imports once arguments are fine
 
     cmd = args.command
     if cmd == "exec":
@@ -100,8 +105,7 @@ def run(args: argparse.Namespace) -> int:
         return services.dvrctl(args.argv[1:] if args.argv[:1] == ["--"] else args.argv)\
             .returncode
     if cmd == "logs":
-        with open(Lab().log_path(args.host)) as f:
-            sys.stdout.write(f.read())
+        sys.stdout.write(Lab().logs(args.host))
         return 0
     if cmd == "status":
         status = Lab().status()
@@ -113,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "vm" and args.vm_command == "exec":
         return Lab().vm_exec(args.name, _command(args.argv)).returncode
     with _locked():
-        lab = Lab()
+        backend = getattr(args, "backend", None)
+        lab = Lab(backend=backend_named(backend) if backend else None)
         if cmd == "up":
             lab.up(args.hosts)
         elif cmd == "down":

@@ -116,15 +116,12 @@ def dvrctl(args: list[str], capture: bool = False) -> subprocess.CompletedProces
                           stdin=subprocess.DEVNULL)
 
 
-def write_agent_config(host: HostSpec, transport_url: str) -> None:
-    """The agent's config as a real host would have it (inside: /run/dvr-agent/)."""
-    with open(host.path("agent", "dvr-agent.conf"), "w") as f:
-        f.write(f"""[DEFAULT]
+def agent_config(host: HostSpec, transport_url: str, extra_default: str = "") -> str:
+    """A lab host's dvr-agent.conf; ``extra_default`` lines go to [DEFAULT]."""
+    return f"""[DEFAULT]
 host = {host.name}
 transport_url = {transport_url}
-state_path = /run/dvr-agent/state
-log_file = /run/dvr-agent/dvr-agent.log
-
+{extra_default}
 [agent]
 agent_mode = {host.mode}
 report_interval = 5
@@ -135,7 +132,14 @@ local_ip = {host.underlay_ip}
 datapath_type = netdev
 ovs_use_veth = true
 bridge_mappings = {layout.PHYSNET}:{layout.EXTERNAL_BRIDGE}
-""")
+"""
+
+
+def write_agent_config(host: HostSpec, transport_url: str) -> None:
+    """The agent's config as a real host would have it (inside: /run/dvr-agent/)."""
+    with open(host.path("agent", "dvr-agent.conf"), "w") as f:
+        f.write(agent_config(host, transport_url, "state_path = /run/dvr-agent/state\n"
+                                                  "log_file = /run/dvr-agent/dvr-agent.log\n"))
     os.chmod(host.path("agent", "dvr-agent.conf"), 0o600)
 
 
