@@ -14,6 +14,12 @@ from tests.lab.world import LabWorld
 from tests.root_conftest import leak_guard, session_leak_guard  # noqa: F401
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """test_down makes and removes a lab of its own, so it must run before the shared lab
+    is up; file order alone put test_cli (which brings the shared lab up) first."""
+    items.sort(key=lambda item: item.module.__name__ != "tests.lab.test_down")
+
+
 def _daemon_pids() -> set[int]:
     """Processes living in the lab's own namespaces (hosts, controller): the agents, OVS,
     RabbitMQ with its children. VMs are the tests' and stay checked."""
