@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from dvr_agent.drivers import ethtool, nftables, sysctl
+from dvr_agent.drivers.garp import GarpSender
 from dvr_agent.drivers.namespaces import Namespaces
 from dvr_agent.drivers.netlink import Netlink
 from dvr_agent.drivers.openflow import OpenFlow
@@ -67,7 +68,8 @@ class _Nat:
         nftables.replace(namespace, rules)
 
 
-def build_drivers(ovsdb: Ovsdb, ovs_rundir: str, netlink: NetlinkCache) -> Drivers:
+def build_drivers(ovsdb: Ovsdb, ovs_rundir: str, netlink: NetlinkCache,
+                  announcer: GarpSender | None = None) -> Drivers:
     return Drivers(
         namespaces=Namespaces(),
         netlink=netlink.get,
@@ -77,4 +79,5 @@ def build_drivers(ovsdb: Ovsdb, ovs_rundir: str, netlink: NetlinkCache) -> Drive
         ovsdb=ovsdb,
         openflow=OpenFlow(ovs_rundir),
         nat=_Nat(),
+        announcer=announcer,
     )

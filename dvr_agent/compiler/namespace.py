@@ -58,6 +58,7 @@ class NamespaceBuilder:
     sysctls: list[Sysctl] = field(default_factory=base_sysctls)
     prerouting: list[str] = field(default_factory=list)
     postrouting: list[str] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
 
     def build(self) -> Namespace:
         return Namespace(name=self.name, links=frozenset(self.links),
@@ -65,4 +66,5 @@ class NamespaceBuilder:
                          rules=frozenset(self.rules), neighbours=frozenset(self.neighbours),
                          sysctls=frozenset(self.sysctls),
                          nat=NatRules(prerouting=tuple(self.prerouting),
-                                      postrouting=tuple(self.postrouting)))
+                                      postrouting=tuple(self.postrouting),
+                                      output=tuple(self.output)))
