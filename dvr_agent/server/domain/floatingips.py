@@ -222,17 +222,16 @@ def _detach(session: Session, fip: models.FloatingIP, *,
 
 
 def detach_for_port_delete(session: Session, port: models.Port) -> list[notify.Notification]:
-    """Unmap every floating IP of a VM port that is about to be deleted."""
+    """Unmap every floating IP of a VM port that is about to be deleted.
+
+    The VM's host hears of the routers through the caller's plan (it may keep a router
+    for its other VMs, and must still drop this floating IP and maybe its fip namespace).
+    """
     notes: list[notify.Notification] = []
-    for fip in session.scalars(select(models.FloatingIP).where(
-            models.FloatingIP.fixed_port_id == port.id)):
-        host, network_id, router_id = port.binding_host, fip.floating_network_id, fip.router_id
+    for fip in of_port(session, port):
+        host, network_id = port.binding_host, fip.floating_network_id
         fip.fixed_port_id = None  # so the gateway-port check below no longer counts it
         notes += _detach(session, fip, tell="snat")
-        # the VM's host may keep the router for its other VMs: it must drop this floating
-        # IP (and its fip namespace, if it was the last) all the same
-        if host and router_id and host in agents.l3_hosts(session):
-            notes.append(notify.routers_updated(host, [router_id], VERSION))
         if host:
             notes += release_unused_gateway_port(session, network_id, host)
     return notes

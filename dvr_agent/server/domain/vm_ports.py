@@ -156,10 +156,15 @@ def delete(session: Session, port_ref: str) -> notify.Outcome:
                        "port; it goes with its router, floating IP or network")
     routers = _routers_on_network(session, port.network)
     before = scheduler.hosting(session, routers)
+    host = port.binding_host
+    fip_routers = {f.router_id for f in floatingips.of_port(session, port) if f.router_id}
     notes = address_pairs.port_notifications(session, port, add=False)
     fip_notes = floatingips.detach_for_port_delete(session, port)
     notes += ports.delete_port(session, port)
     after = scheduler.hosting(session, routers)
+    # a host that keeps a router for its other VMs must still drop this VM's floating IP
     planned = notify.plan_router_notifications(
-        before, after, l3_hosts=agents.l3_hosts(session), interested={})
+        before, after, l3_hosts=agents.l3_hosts(session),
+        interested={r: {host} for r in fip_routers if host},
+        version=protocol.L3_AGENT_NOTIFY_VERSION)
     return notify.Outcome({"id": port.id}, fip_notes + planned + notes)
