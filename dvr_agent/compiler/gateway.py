@@ -10,8 +10,6 @@ floating one, ahead of the router's own source NAT.
 
 from __future__ import annotations
 
-import ipaddress
-
 from dvr_agent import names
 from dvr_agent.compiler.namespace import NamespaceBuilder
 from dvr_agent.compiler.ports import plug
@@ -20,10 +18,9 @@ from dvr_agent.models import Port, Router
 from dvr_agent.state import Address, OvsPort, Route
 
 
-def add_gateway(ns: NamespaceBuilder, facts: Facts, router: Router, key: str,
-                connected: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+def add_gateway(ns: NamespaceBuilder, facts: Facts, router: Router, key: str
                 ) -> list[OvsPort]:
-    """qg- and what hangs on it; its subnets are appended to ``connected``."""
+    """qg- and what hangs on it."""
     gw_port = router.gw_port
     assert gw_port is not None, "only a router with a gateway has a gateway side"
     qg = names.qg_device_name(gw_port.id)
@@ -31,7 +28,6 @@ def add_gateway(ns: NamespaceBuilder, facts: Facts, router: Router, key: str,
     ns.links.append(link)
     for fixed in gw_port.ipv4_fixed_ips():
         ns.addresses.append(Address(qg, str(gw_port.interface(fixed))))
-        connected.append(gw_port.interface(fixed).network)
     ns.routes += _default_routes(gw_port, qg)
     for fip in facts.central_fips(router):
         ns.addresses.append(Address(qg, f"{fip.floating_ip}/32"))

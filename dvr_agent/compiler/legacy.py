@@ -21,7 +21,6 @@ from dvr_agent.state import Address, Namespace, OvsPort
 def compile_legacy(facts: Facts, router: Router, key: str) -> tuple[Namespace, list[OvsPort]]:
     ns = NamespaceBuilder(names.qrouter_ns_name(router.id))
     ports: list[OvsPort] = []
-    connected = []
     for port in router.interfaces:
         device = names.qr_device_name(port.id)
         link, ovs_port = plug(facts, key, port, device)
@@ -29,8 +28,7 @@ def compile_legacy(facts: Facts, router: Router, key: str) -> tuple[Namespace, l
         ports.append(ovs_port)
         for fixed in port.ipv4_fixed_ips():
             ns.addresses.append(Address(device, str(port.interface(fixed))))
-            connected.append(port.interface(fixed).network)
     if facts.hosts_gateway(router):
-        ports += add_gateway(ns, facts, router, key, connected)
-    ns.routes += extra_routes(router, connected)
+        ports += add_gateway(ns, facts, router, key)
+    ns.routes += extra_routes(router, ns.addresses)
     return ns.build(), ports

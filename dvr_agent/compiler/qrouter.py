@@ -44,9 +44,7 @@ def compile_qrouter(facts: Facts, router: Router, key: str) -> tuple[Namespace, 
         ns.sysctls.append(device_sysctl(device, "send_redirects", "0"))
         ns.neighbours += qr_neighbours(facts, router, port, device)
         _add_snat_redirect(ns, router, port, device)
-    connected = [port.interface(x).network for port in router.interfaces
-                 for x in port.ipv4_fixed_ips()]
-    ns.routes += extra_routes(router, connected)
+    ns.routes += extra_routes(router, ns.addresses)
     fip_link = router_fip_connection(facts, router)
     if fip_link is not None:
         _add_fip_side(ns, facts, router, fip_link)

@@ -20,7 +20,6 @@ def compile_snat(facts: Facts, router: Router, key: str) -> tuple[Namespace, lis
     assert router.gw_port is not None, "only the snat host of a router with a gateway gets here"
     ns = NamespaceBuilder(names.snat_ns_name(router.id))
     ports: list[OvsPort] = []
-    connected = []
     for sg in router.snat_interfaces:
         device = names.sg_device_name(sg.id)
         link, ovs_port = plug(facts, key, sg, device)
@@ -28,7 +27,6 @@ def compile_snat(facts: Facts, router: Router, key: str) -> tuple[Namespace, lis
         ports.append(ovs_port)
         for fixed in sg.ipv4_fixed_ips():
             ns.addresses.append(Address(device, str(sg.interface(fixed))))
-            connected.append(sg.interface(fixed).network)
-    ports += add_gateway(ns, facts, router, key, connected)
-    ns.routes += extra_routes(router, connected)
+    ports += add_gateway(ns, facts, router, key)
+    ns.routes += extra_routes(router, ns.addresses)
     return ns.build(), ports

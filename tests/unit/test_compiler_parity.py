@@ -121,10 +121,13 @@ def test_extra_routes_go_where_their_next_hop_is_connected():
     network = facts_for("network", mode="dvr_snat")
     network.set_routers(parse_routers([_router(routes=routes)]))
     namespaces = compile_host(network).namespaces()
-    internal = Route(dst="172.31.0.0/24", gateway="10.10.1.50")
-    external = Route(dst="198.51.100.0/24", gateway="203.0.113.254")
-    assert internal in namespaces[QROUTER].routes and external not in namespaces[QROUTER].routes
-    assert {internal, external} <= namespaces[SNAT].routes
+    qr, sg = f"qr-{uid(R + '-qr-sub1')[:11]}", f"sg-{uid(R + '-sg-sub1')[:11]}"
+    internal = Route(dst="172.31.0.0/24", gateway="10.10.1.50", device=qr)
+    external = Route(dst="198.51.100.0/24", gateway="203.0.113.254", device=QG)
+    assert internal in namespaces[QROUTER].routes
+    assert not {r for r in namespaces[QROUTER].routes if r.dst == "198.51.100.0/24"}
+    assert {Route(dst="172.31.0.0/24", gateway="10.10.1.50", device=sg), external} <= \
+        namespaces[SNAT].routes
 
 
 def test_router_ports_take_their_networks_mtu():
