@@ -44,6 +44,7 @@ def test_dvr_no_external_compute_has_no_fip_namespace_and_its_floating_ip_is_cen
     assert names.fip_ns_name(external["id"]) not in lab.namespaces("compute2")
     assert probes.source_seen_upstream(vm["name"]) == address
     wait_for("east-west still routed on compute2", lambda: lab.ping(vm, peer["ip"]))
+    assert lab.restart_changes("network") == 0, "a restart changed the central floating IP"
     assert names.qrouter_ns_name(router["id"]) in lab.namespaces("compute2")
     assert lab.ctl("floatingip", "show", fip["id"])["status"] == "ACTIVE"
     lab.ctl("floatingip", "delete", fip["id"])
@@ -100,6 +101,7 @@ def test_legacy_router_runs_on_the_network_node_beside_distributed_ones(lab):
     assert router["distributed"] is False
     _placed_as_legacy(lab, router)
     _traffic_flows(lab, vm1, vm2, router, fip)
+    assert lab.restart_changes("network") == 0, "a restart changed the legacy router"
     _tear_down(lab, router, vm1, vm2, fip)
 
 

@@ -75,6 +75,7 @@ def test_extra_route_via_a_vm_reaches_the_network_behind_it_from_every_host(lab)
                      lambda h=host, n=namespace: expected in _routes(lab, h, n))
         wait_for("the client reaching the network behind the VM",
                  lambda: lab.ping(client, behind))
+        assert lab.restart_changes("compute2") == 0, "a restart changed the routes"
         lab.ctl("router", "remove-route", router["id"], BEHIND, gateway_vm["ip"])
         wait_for("the route gone from every qrouter", lambda: not any(
             _routes(lab, h, qrouter) for h in ("compute1", "compute2", "network")))
@@ -143,6 +144,7 @@ def test_vip_moving_between_two_vms_stays_reachable_east_west_and_by_its_floatin
         wait_for(f"the upstream reaching the VIP's floating IP on {holder['host']}",
                  lambda: probes.ping_ok(probes.UPSTREAM, address))
         _release_vip(holder)
+    assert lab.restart_changes("compute1") == 0, "a restart changed the VIP's flows"
 
     lab.ctl("floatingip", "delete", fip["id"])
     lab.ctl("port", "delete", vip_port["id"])

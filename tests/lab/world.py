@@ -131,6 +131,17 @@ class LabWorld:
         return self.vm_run(vm, "ping", "-c", str(count), "-W", "1", "-i", "0.2",
                            address).returncode == 0
 
+    def restart_changes(self, host: str) -> int:
+        """Restart the host's agent; the changes it made to converge (0: it found all in
+        place, as a restart must)."""
+        log = self.lab.log_path(host)
+        with open(log) as f:
+            mark = len(f.read())
+        self.lab.agent("restart", host)
+        with open(log) as f:
+            ready = [line for line in f.read()[mark:].splitlines() if "ready in" in line]
+        return int(ready[-1].split(" with ")[1].split(" changes")[0])
+
     # ------------------------------------------------------------ the upstream's view
 
     def upstream(self, *argv: str) -> subprocess.CompletedProcess:
