@@ -17,39 +17,51 @@ from __future__ import annotations
 import contextlib
 import subprocess
 
+from pyroute2 import IPRoute
+
 from dvr_agent import names
-from dvr_agent.lab import layout, probes
+from dvr_agent.drivers.netlink import Netlink
+from dvr_agent.drivers.netns_thread import run_in_netns
+from dvr_agent.lab import fabric, layout, probes
 from dvr_agent.lab.vms import command
+from dvr_agent.state import Address, Route
 from tests.lab.world import wait_for
 
 BEHIND = "172.31.62.0/24"
 VMAC = "00:00:5e:00:01:3f"  # VRRP's virtual MAC of router id 63
 
 
-def _in_vm(vm: dict, *argv: str) -> None:
-    subprocess.run(command(vm["name"], list(argv)), check=True, capture_output=True,
-                   timeout=30)
+def _sysctl(namespace: str, settings: dict[str, str]) -> None:
+    """Write ``/proc/sys/net/ipv4/<key>`` inside ``namespace``: pyroute2 has no sysctl
+    API, and /proc/sys/net resolves against the calling thread's namespace."""
+    def write() -> None:
+        for key, value in settings.items():
+            with open(f"/proc/sys/net/ipv4/{key}", "w") as f:
+                f.write(value)
+    run_in_netns(namespace, write)
 
 
 @contextlib.contextmanager
-def _network_behind(lab, gateway_vm: dict):
-    """A namespace behind ``gateway_vm`` on 172.31.62.0/24, routed by the VM."""
-    ns = layout.vm_netns(gateway_vm["name"] + "lan")
-    subprocess.run(["ip", "netns", "add", ns], check=True)
+def _network_behind(gateway_vm: dict):
+    """A namespace behind ``gateway_vm`` on 172.31.62.0/24, routed by the VM (its guest
+    forwards between eth0 and a second interface, lan0). Gone after the block, lan0 with
+    it (the veth's other end dies with the namespace), whatever happens in the block."""
+    ns, vm_ns = layout.vm_netns(gateway_vm["name"] + "lan"), layout.vm_netns(gateway_vm["name"])
+    fabric.NAMESPACES.create(ns)
     try:
-        subprocess.run(["ip", "link", "add", "lan0", "netns", layout.vm_netns(
-            gateway_vm["name"]), "type", "veth", "peer", "name", "eth0", "netns", ns],
-                       check=True)
-        for argv in (["addr", "add", "172.31.62.2/24", "dev", "eth0"],
-                     ["link", "set", "eth0", "up"],
-                     ["route", "add", "default", "via", "172.31.62.1"]):
-            subprocess.run(["ip", "-n", ns, *argv], check=True)
-        _in_vm(gateway_vm, "ip", "addr", "add", "172.31.62.1/24", "dev", "lan0")
-        _in_vm(gateway_vm, "ip", "link", "set", "lan0", "up")
-        _in_vm(gateway_vm, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        with Netlink(ns) as behind:
+            behind.veth_add("eth0", "lan0", vm_ns)
+            behind.link_set("lo", up=True)
+            behind.link_set("eth0", up=True)
+            behind.addr_add(Address("eth0", "172.31.62.2/24"))
+            behind.route_replace(Route("0.0.0.0/0", gateway="172.31.62.1", device="eth0"))
+        with Netlink(vm_ns) as guest:
+            guest.addr_add(Address("lan0", "172.31.62.1/24"))
+            guest.link_set("lan0", up=True)
+        _sysctl(vm_ns, {"ip_forward": "1"})
         yield "172.31.62.2"
     finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+        fabric.delete_namespace(ns)
 
 
 def _routes(lab, host: str, namespace: str) -> str:
@@ -63,7 +75,7 @@ def test_extra_route_via_a_vm_reaches_the_network_behind_it_from_every_host(lab)
     qrouter, snat = names.qrouter_ns_name(router["id"]), names.snat_ns_name(router["id"])
     gateway_vm = lab.boot("compute1", net1)
     client = lab.boot("compute2", net2)
-    with _network_behind(lab, gateway_vm) as behind:
+    with _network_behind(gateway_vm) as behind:
         wait_for("the client reaching the gateway VM", lambda: lab.ping(client,
                                                                         gateway_vm["ip"]))
         assert not lab.ping(client, behind), "reachable before the route exists?"
@@ -102,19 +114,24 @@ def test_bad_routes_are_one_clear_line_and_change_nothing(lab):
 
 def _hold_vip(vm: dict, vip: str) -> None:
     """What keepalived does on becoming master with use_vmac: the VIP on a macvlan with
-    the virtual MAC, then a gratuitous ARP of its own."""
-    _in_vm(vm, "sysctl", "-qw", "net.ipv4.conf.all.arp_ignore=1",
-           "net.ipv4.conf.all.arp_announce=2")
-    _in_vm(vm, "ip", "link", "add", "vip0", "link", "eth0", "address", VMAC, "type",
-           "macvlan", "mode", "bridge")
-    _in_vm(vm, "ip", "addr", "add", f"{vip}/24", "dev", "vip0")
-    _in_vm(vm, "ip", "link", "set", "vip0", "up")
+    the virtual MAC, then a gratuitous ARP of its own (the guest's arping, as keepalived
+    sends it: the agent plays no part in a VIP's move)."""
+    vm_ns = layout.vm_netns(vm["name"])
+    _sysctl(vm_ns, {"conf/all/arp_ignore": "1", "conf/all/arp_announce": "2"})
+    with IPRoute(netns=vm_ns, flags=0) as ipr:  # the driver has no macvlan: the agent needs none
+        [eth0] = ipr.link_lookup(ifname="eth0")
+        ipr.link("add", ifname="vip0", kind="macvlan", link=eth0, macvlan_mode="bridge",
+                 address=VMAC)
+    with Netlink(vm_ns) as guest:
+        guest.addr_add(Address("vip0", f"{vip}/24"))
+        guest.link_set("vip0", up=True)
     subprocess.run(command(vm["name"], ["arping", "-U", "-c", "1", "-I", "vip0", vip]),
                    capture_output=True, timeout=30)
 
 
 def _release_vip(vm: dict) -> None:
-    _in_vm(vm, "ip", "link", "del", "vip0")
+    with Netlink(layout.vm_netns(vm["name"])) as guest:
+        guest.link_del("vip0")
 
 
 def test_vip_moving_between_two_vms_stays_reachable_east_west_and_by_its_floating_ip(lab):
