@@ -65,8 +65,11 @@ def _placed_as_legacy(lab, router: dict) -> None:
     qrouter, snat = names.qrouter_ns_name(router["id"]), names.snat_ns_name(router["id"])
     wait_for("the legacy router only on the network node",
              lambda: lab.hosts_with(qrouter) == {"network"} and not lab.hosts_with(snat))
-    links = lab.in_namespace("network", qrouter, "ip", "-o", "link", "show", "up")
-    assert links.count(" qr-") == 2 and links.count(" qg-") == 1, links
+
+    def ports_up() -> bool:  # the namespace comes first, its ports a moment later
+        links = lab.in_namespace("network", qrouter, "ip", "-o", "link", "show", "up")
+        return links.count(" qr-") == 2 and links.count(" qg-") == 1
+    wait_for("qr- (two) and qg- up in the network node's qrouter", ports_up)
 
 
 def _placed_as_distributed(lab, router: dict) -> None:
