@@ -70,9 +70,10 @@ def boot(backend, host: HostSpec, name: str, network: str, ip: str | None) -> di
 
 def _plug(backend, host: HostSpec, vm: dict) -> None:
     """The tap (already in the host) up, at the VM's MTU, into br-int as Nova plugs it."""
-    tap = vm["tap"]
-    run(backend.command(host, ["ip", "link", "set", tap, "mtu", str(vm["mtu"]), "up"]))
-    run(backend.command(host, ["ethtool", "-K", tap, "tx", "off"]))
+    tap, host_ns = vm["tap"], backend.netns_path(host)
+    with Netlink(host_ns) as on_host:
+        on_host.link_set(tap, mtu=vm["mtu"], up=True)
+    ethtool.tx_checksum_off(host_ns, tap)
     run(backend.command(host, [
         "ovs-vsctl", "--timeout=20", "--may-exist", "add-port", "br-int", tap, "--",
         "set", "Interface", tap, f"external_ids:iface-id={vm['port_id']}",
