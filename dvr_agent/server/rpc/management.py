@@ -60,7 +60,8 @@ def _flag(args: dict[str, Any], key: str) -> bool | None:
     words = {"true": True, "false": False, "up": True, "down": False, "yes": True,
              "no": False}
     if value.lower() not in words:
-        raise BadRequest(f"{key.replace('_', '-')} must be true or false (got {value!r})")
+        raise BadRequest(f"{key.replace('_', '-')} must be true or false (or up/down, "
+                         f"yes/no; got {value!r})")
     return words[value.lower()]
 
 
