@@ -29,8 +29,18 @@ DEFAULT_OPTS = [
 AGENT_OPTS = [
     cfg.StrOpt("agent_mode", default=protocol.AGENT_MODE_DVR,
                choices=[(protocol.AGENT_MODE_DVR, "compute node: distributed routing"),
-                        (protocol.AGENT_MODE_DVR_SNAT, "network node: also centralized SNAT")],
+                        (protocol.AGENT_MODE_DVR_SNAT, "network node: also centralized SNAT, "
+                                                       "legacy routers"),
+                        (protocol.AGENT_MODE_DVR_NO_EXTERNAL,
+                         "compute node without external access: east-west only, its "
+                         "floating IPs served by the network node")],
                help="The role of this host."),
+    cfg.IntOpt("send_arp_for_ha", default=3, min=0,
+               help="Gratuitous ARPs sent for an address the agent sets up (a floating IP, "
+                    "a gateway or router interface address), so neighbours that cached "
+                    "another MAC for it learn the new one at once; 0 disables."),
+    cfg.FloatOpt("send_arp_interval", default=1.0, min=0.01,
+                 help="Seconds between the gratuitous ARPs for one address."),
     cfg.IntOpt("report_interval", default=30, min=1,
                help="Seconds between heartbeats (report_state) to the server."),
     cfg.StrOpt("availability_zone", default="nova", help="Reported with the heartbeats."),

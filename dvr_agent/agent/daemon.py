@@ -43,6 +43,7 @@ from dvr_agent.agent.sdnotify import Notifier
 from dvr_agent.agent.vifs import VifTracker
 from dvr_agent.agent.workqueue import PRIORITY_VERIFY, WorkQueue
 from dvr_agent.drivers.errors import DriverError
+from dvr_agent.drivers.garp import GarpSender
 from dvr_agent.drivers.ovsdb import Ovsdb
 from dvr_agent.facts import AgentConfig, Allocations, Facts
 from dvr_agent.models import PayloadError
@@ -76,7 +77,8 @@ class Daemon:
         self.api = ServerApi(self.transport, self.host, conf.agent.rpc_timeout)
         self.ovsdb = Ovsdb(conf.ovs.ovsdb_connection)
         self.netlink = NetlinkCache()
-        self.drivers = build_drivers(self.ovsdb, conf.ovs.ovs_rundir, self.netlink)
+        self.garp = GarpSender(conf.agent.send_arp_for_ha, conf.agent.send_arp_interval)
+        self.drivers = build_drivers(self.ovsdb, conf.ovs.ovs_rundir, self.netlink, self.garp)
         self.queue = WorkQueue()
         self.loop_alive = time.monotonic()
         self.last_pass: PassResult | None = None
@@ -108,6 +110,7 @@ class Daemon:
         self.reconciler = Reconciler(self.drivers, self.core.compile, self.core.wanted,
                                      self._bridges, self._refresh_ofports,
                                      workers=self.conf.agent.workers)
+        self.garp.start()
         self.notifier.status("asking the server for this host's DVR MAC")
         self._learn_dvr_macs_and_tunnels()
         self._serve_notifications()
@@ -358,6 +361,7 @@ class Daemon:
             thread.join(max(0.0, deadline - time.monotonic()))
         if hasattr(self, "reconciler"):
             self.reconciler.close(wait=False)
+        self.garp.stop()
         self.ovsdb.stop()
         self.netlink.close()
         faulthandler.cancel_dump_traceback_later()
@@ -384,7 +388,12 @@ def _within(work, seconds: float):
 
 
 def _active_fips(facts: Facts, router_id: str) -> set[str]:
+    """Floating IPs set up here: on the router's qg-, or routed through fip-E."""
     router = facts.routers.get(router_id)
-    if router is None or router.external_network_id not in facts.fip_networks():
+    if router is None:
         return set()
-    return {fip.id for fip in facts.local_fips(router) if facts.fip_priority(fip) is not None}
+    active = {fip.id for fip in facts.central_fips(router)}
+    if router.external_network_id in facts.fip_networks():
+        active |= {fip.id for fip in facts.local_fips(router)
+                   if facts.fip_priority(fip) is not None}
+    return active

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from dvr_agent.drivers import ethtool, nftables, sysctl
+from dvr_agent.drivers.garp import GarpSender
 from dvr_agent.drivers.namespaces import Namespaces
 from dvr_agent.drivers.netlink import Netlink
 from dvr_agent.drivers.netns_thread import netns_path
@@ -89,7 +90,8 @@ class _Nat:
         nftables.replace(namespace, rules)
 
 
-def build_drivers(ovsdb: Ovsdb, ovs_rundir: str, netlink: NetlinkCache) -> Drivers:
+def build_drivers(ovsdb: Ovsdb, ovs_rundir: str, netlink: NetlinkCache,
+                  announcer: GarpSender | None = None) -> Drivers:
     return Drivers(
         namespaces=Namespaces(),
         netlink=netlink.get,
@@ -99,4 +101,5 @@ def build_drivers(ovsdb: Ovsdb, ovs_rundir: str, netlink: NetlinkCache) -> Drive
         ovsdb=ovsdb,
         openflow=OpenFlow(ovs_rundir),
         nat=_Nat(),
+        announcer=announcer,
     )

@@ -316,7 +316,7 @@ def _ports_without_segment(facts: Facts) -> list[str]:
     wanted: dict[str, str] = {}
     for router in facts.routers.values():
         ports = [*router.interfaces, *router.snat_interfaces]
-        if router.gw_port is not None and facts.is_snat_host(router):
+        if router.gw_port is not None and facts.hosts_gateway(router):
             ports.append(router.gw_port)
         ports += router.fip_agent_interfaces
         for port in ports:

@@ -35,9 +35,10 @@ PROBE_INTERVAL = 1.0
 def _counts(facts) -> Counts:
     routers = facts.routers.values()
     return Counts(routers=len(facts.routers),
-                  ex_gw_ports=sum(1 for r in routers if facts.is_snat_host(r)),
+                  ex_gw_ports=sum(1 for r in routers if facts.hosts_gateway(r)),
                   interfaces=sum(len(r.interfaces) for r in routers),
-                  floating_ips=sum(len(facts.local_fips(r)) for r in routers),
+                  floating_ips=sum(len(facts.local_fips(r)) + len(facts.central_fips(r))
+                                   for r in routers),
                   devices=len(facts.vifs))
 
 

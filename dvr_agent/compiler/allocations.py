@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from dvr_agent.facts.allocations import link_local_pair
 
 FIP_ROUTER_TABLE = 16  # neutron FIP_RT_TBL: qrouter table with the default via fpr
+# The qrouter's own packets (ICMP errors) to table 16: after the FIP rules (32768..72767)
+# and Neutron's address-scope fast path (80000), before any SNAT redirect (int(qr IP)).
+FIP_LOCAL_PRIORITY = 80001
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,11 @@ Every host answers for the same gateway IP and MAC, so:
   straight to the local VM (or sg- on the snat host) they are for (br-int tables 1, 60);
 - ARP replies the br-tun responder addressed to our DVR MAC go back to the gateway MAC.
 Only interfaces that hold their subnet's gateway IP are DVR interfaces (Neutron's rule).
+
+A VIF's allowed-address-pair MACs (a VIP's virtual MAC, which any of several VMs may hold
+at a time) get the DVR_TO_SRC_MAC flow too (Neutron does the same, digest §3.5 B), but
+are then switched by NORMAL rather than output to one port: br-int learns the MAC from
+the current holder's gratuitous ARP, so frames follow the VIP when it moves.
 """
 
 from __future__ import annotations
@@ -78,12 +83,19 @@ def _delivery_flows(facts: Facts, router: Router, flow: t.FlowWriter, port: Port
                     for sg in router.snat_interfaces
                     if any(x.subnet_id == subnet_id for x in sg.fixed_ips)]
     br_int = facts.config.integration_bridge
+    to_gateway_mac = f"mod_dl_src:{port.mac},resubmit(,{t.INT_TRANSIENT})"
     flows = []
     for mac, ofport in targets:
         if ofport is None:
             continue
         match = (f"dl_vlan={vlan}", f"dl_dst={mac}")
-        flows.append(flow(br_int, t.INT_DVR_TO_SRC_MAC, 20, match,
-                          f"mod_dl_src:{port.mac},resubmit(,{t.INT_TRANSIENT})"))
+        flows.append(flow(br_int, t.INT_DVR_TO_SRC_MAC, 20, match, to_gateway_mac))
         flows.append(flow(br_int, t.INT_TRANSIENT, 20, match, f"strip_vlan,output:{ofport}"))
+    subnet = next((port.interface(x).network for x in port.fixed_ips
+                   if x.subnet_id == subnet_id), None)
+    pair_macs = {m for vif in facts.vifs_on_network(port.network_id) if subnet is not None
+                 for m in vif.pair_macs_in(subnet)} - {mac for mac, _ in targets}
+    for mac in sorted(pair_macs):
+        flows.append(flow(br_int, t.INT_DVR_TO_SRC_MAC, 20, (f"dl_vlan={vlan}", f"dl_dst={mac}"),
+                          to_gateway_mac))
     return flows

@@ -30,19 +30,24 @@ def device_sysctl(device: str, name: str, value: str, family: str = "conf") -> S
     return Sysctl(f"net.ipv4.{family}.{device}.{name}", value)
 
 
-def extra_routes(router: Router,
-                 connected: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]
-                 ) -> list[Route]:
-    """The router's ``routes`` whose nexthop is on a subnet this namespace is connected to.
+def extra_routes(router: Router, addresses: Iterable[Address]) -> list[Route]:
+    """The router's ``routes`` whose nexthop is on a subnet this namespace has an address
+    on, each out of the device that has it.
 
     Each namespace takes the ones it can reach: the kernel refuses a gateway that is not
     on-link, and a nexthop on an internal subnet belongs in qrouter, one on the external
-    subnet in snat.
+    subnet in snat (snat has both, through its sg- ports).
     """
-    nets = [n for n in connected if n.version == 4]
-    return [Route(dst=str(r.destination), gateway=str(r.nexthop))
-            for r in router.routes
-            if r.destination.version == 4 and any(r.nexthop in n for n in nets)]
+    connected = sorted((ipaddress.ip_interface(a.cidr).network, a.device) for a in addresses
+                       if ipaddress.ip_interface(a.cidr).version == 4)
+    routes = []
+    for route in router.routes:
+        device = next((d for net, d in connected if route.nexthop in net
+                       and net.prefixlen < net.max_prefixlen), None)
+        if route.destination.version == 4 and device is not None:
+            routes.append(Route(dst=str(route.destination), gateway=str(route.nexthop),
+                                device=device))
+    return routes
 
 
 @dataclass(slots=True)
@@ -58,6 +63,7 @@ class NamespaceBuilder:
     sysctls: list[Sysctl] = field(default_factory=base_sysctls)
     prerouting: list[str] = field(default_factory=list)
     postrouting: list[str] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
 
     def build(self) -> Namespace:
         return Namespace(name=self.name, links=frozenset(self.links),
@@ -65,4 +71,5 @@ class NamespaceBuilder:
                          rules=frozenset(self.rules), neighbours=frozenset(self.neighbours),
                          sysctls=frozenset(self.sysctls),
                          nat=NatRules(prerouting=tuple(self.prerouting),
-                                      postrouting=tuple(self.postrouting)))
+                                      postrouting=tuple(self.postrouting),
+                                      output=tuple(self.output)))

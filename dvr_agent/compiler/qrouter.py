@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dvr_agent import names
 from dvr_agent.compiler.allocations import (
+    FIP_LOCAL_PRIORITY,
     FIP_ROUTER_TABLE,
     RouterFipLink,
     router_fip_link,
@@ -43,9 +44,7 @@ def compile_qrouter(facts: Facts, router: Router, key: str) -> tuple[Namespace, 
         ns.sysctls.append(device_sysctl(device, "send_redirects", "0"))
         ns.neighbours += qr_neighbours(facts, router, port, device)
         _add_snat_redirect(ns, router, port, device)
-    connected = [port.interface(x).network for port in router.interfaces
-                 for x in port.ipv4_fixed_ips()]
-    ns.routes += extra_routes(router, connected)
+    ns.routes += extra_routes(router, ns.addresses)
     fip_link = router_fip_connection(facts, router)
     if fip_link is not None:
         _add_fip_side(ns, facts, router, fip_link)
@@ -83,6 +82,12 @@ def _add_fip_side(ns: NamespaceBuilder, facts: Facts, router: Router,
     ns.routes.append(Route(dst="0.0.0.0/0", table=FIP_ROUTER_TABLE, gateway=str(link.fpr_ip),
                            device=rfp))
     ns.neighbours.append(Neighbour(device=rfp, ip=str(link.fpr_ip), mac=link.fpr_mac))
+    # ICMP errors the router sends to an external peer of a floating IP (fragmentation
+    # needed, TTL exceeded) are routed before they have a source address, so no
+    # `from <fixed IP>` rule matches them and the main table has no default route: without
+    # this rule path MTU discovery towards a floating IP fails silently. Conntrack then
+    # sends the error out as coming from the floating IP.
+    ns.rules.append(Rule(priority=FIP_LOCAL_PRIORITY, table=FIP_ROUTER_TABLE, iif="lo"))
     for fip in facts.local_fips(router):
         priority = facts.fip_priority(fip)
         if priority is None:

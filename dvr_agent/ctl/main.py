@@ -59,11 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     net = resource("network")
     p = _command(net, "create", "network.create", lambda a: {
-        "name": a.name, "external": a.external or None, "physnet": a.physnet},
+        "name": a.name, "external": a.external or None, "physnet": a.physnet, "mtu": a.mtu},
         "create a tenant VXLAN network, or an external flat one")
     p.add_argument("name", metavar="NAME")
     p.add_argument("--external", action="store_true", help="an external (flat) network")
     p.add_argument("--physnet", help="physical network of an external network")
+    p.add_argument("--mtu", help="a smaller MTU than the largest the network can carry")
     _command(net, "delete", "network.delete", lambda a: {"network": a.ref},
              "delete a network and its subnets").add_argument("ref", metavar="NETWORK")
 
@@ -77,8 +78,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", metavar="N")
 
     rtr = resource("router")
-    _command(rtr, "create", "router.create", lambda a: {"name": a.name},
-             "create a distributed router").add_argument("name", metavar="NAME")
+    p = _command(rtr, "create", "router.create",
+                 lambda a: {"name": a.name, "distributed": a.distributed},
+                 "create a router: distributed (DVR), or legacy with --distributed false")
+    p.add_argument("name", metavar="NAME")
+    p.add_argument("--distributed", metavar="true|false",
+                   help="false: a legacy (centralized) router on the network node")
+    p = _command(rtr, "set", "router.update", lambda a: {
+        "router": a.router, "admin_state_up": a.admin_state, "distributed": a.distributed},
+        "change a router's admin state, or migrate it legacy <-> distributed "
+        "(admin down, then --distributed, then admin up)")
+    p.add_argument("router", metavar="ROUTER")
+    p.add_argument("--admin-state", metavar="up|down")
+    p.add_argument("--distributed", metavar="true|false")
+    for verb, rpc in (("add-route", "router.add_route"), ("remove-route",
+                                                          "router.remove_route")):
+        p = _command(rtr, verb, rpc, lambda a: {
+            "router": a.router, "destination": a.destination, "nexthop": a.nexthop},
+            f"{verb.split('-')[0]} an extra route: DESTINATION (a CIDR) via NEXTHOP")
+        p.add_argument("router", metavar="ROUTER")
+        p.add_argument("destination", metavar="CIDR")
+        p.add_argument("nexthop", metavar="NEXTHOP")
     for verb, rpc in (("add-interface", "router.add_interface"),
                       ("remove-interface", "router.remove_interface")):
         p = _command(rtr, verb, rpc, lambda a: {"router": a.router, "subnet": a.subnet},
@@ -98,14 +118,26 @@ def build_parser() -> argparse.ArgumentParser:
     prt = resource("port")
     p = _command(prt, "create", "port.create", lambda a: {
         "network": a.network, "host": a.host, "ip": a.ip, "mac": a.mac, "name": a.name},
-        "create a VM port (compute:nova) bound to a host")
+        "create a VM port (compute:nova) bound to a host, or unbound (a VIP) without --host")
     p.add_argument("network", metavar="NETWORK")
-    p.add_argument("--host", required=True)
+    p.add_argument("--host")
     p.add_argument("--ip")
     p.add_argument("--mac")
     p.add_argument("--name")
     _command(prt, "delete", "port.delete", lambda a: {"port": a.port},
              "delete a VM port").add_argument("port", metavar="PORT")
+    p = _command(prt, "update", "port.update", lambda a: {
+        "port": a.port, "host": a.host,
+        "allowed_addresses": [] if a.no_allowed_address else a.allowed_address},
+        "move a VM port to another host (a live migration), set its allowed address pairs")
+    p.add_argument("port", metavar="PORT")
+    p.add_argument("--host", help="the host the VM now runs on")
+    pairs = p.add_mutually_exclusive_group()
+    pairs.add_argument("--allowed-address", action="append", metavar="IP[,MAC]",
+                       help="an address (a VIP) the port may use, with its MAC if not the "
+                            "port's; repeat for several; replaces the port's list")
+    pairs.add_argument("--no-allowed-address", action="store_true",
+                       help="remove all allowed address pairs")
 
     fip = resource("floatingip")
     p = _command(fip, "create", "floatingip.create",

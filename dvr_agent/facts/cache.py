@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from dvr_agent import names, state
+from dvr_agent.facts import placement
 from dvr_agent.facts.allocations import Allocations
 from dvr_agent.facts.config import AgentConfig
 from dvr_agent.facts.indexes import RouterIndex, router_devices
@@ -65,11 +66,6 @@ def _mutation(method: F) -> F:
             if self._depth == 0:
                 self._presence.flush()
     return wrapper  # type: ignore[return-value]
-
-
-def _hostable(router: Router) -> bool:
-    """Only distributed, administratively up routers are built here (legacy/HA: later)."""
-    return router.distributed and router.admin_state_up
 
 
 class Facts:
@@ -145,21 +141,18 @@ class Facts:
                          for p in self._routers[r].interfaces if p.network_id == network_id)
 
     def is_snat_host(self, router: Router) -> bool:
-        return (self._config.snat_capable and router.gw_port is not None
-                and router.gw_port_host == self._config.host)
+        return placement.is_snat_host(self._config, router)
+
+    def hosts_gateway(self, router: Router) -> bool:
+        return placement.hosts_gateway(self._config, router)
 
     def local_fips(self, router: Router) -> tuple[FloatingIp, ...]:
-        """FIPs this host routes for ``router``: bound here, distributed, on its gateway net.
+        """FIPs this host routes for ``router`` through its fip namespace."""
+        return placement.local_fips(self._config, router)
 
-        Centralised (``dvr_snat_bound``) FIPs belong on the snat host's qg-; that is a
-        later issue and this is its seam.
-        """
-        if router.gw_port is None or not self._config.distributes_fips:
-            return ()
-        ext = router.gw_port.network_id
-        return tuple(sorted((f for f in router.floating_ips
-                             if f.bound_to(self._config.host) and f.floating_network_id == ext),
-                            key=lambda f: (int(f.floating_ip), f.id)))
+    def central_fips(self, router: Router) -> tuple[FloatingIp, ...]:
+        """FIPs this host serves on the router's qg- (legacy, or dvr_snat_bound)."""
+        return placement.central_fips(self._config, router)
 
     def fip_gateway_port(self, ext_net_id: str) -> Port | None:
         """Our FIP agent gateway port on ``ext_net_id``: as set, else from a router's sync."""
@@ -272,7 +265,7 @@ class Facts:
     @_mutation
     def set_routers(self, routers: Iterable[Router]) -> SyncedKeys:
         """A full ``sync_routers``: the given routers are all the routers of this host."""
-        new = {r.id: r for r in routers if _hostable(r)}
+        new = {r.id: r for r in routers if placement.hostable(self._config, r)}
         before = set(self._routers)
         keys: set[str] = set()
         for rid in sorted(before - new.keys()):
@@ -287,7 +280,7 @@ class Facts:
     @_mutation
     def update_router(self, router: Router) -> Keys:
         """A ``sync_routers`` answer for one router (``routers_updated``)."""
-        if not _hostable(router):
+        if not placement.hostable(self._config, router):
             return self.remove_router(router.id)
         old = self._routers.get(router.id)
         if old == router:
@@ -440,7 +433,7 @@ class Facts:
 
     def _router_networks(self, router: Router) -> set[str]:
         nets = set(router.network_ids())
-        if self.is_snat_host(router):
+        if self.hosts_gateway(router):
             nets.add(router.gw_port.network_id)  # qg- on the external network
         return nets
 
@@ -452,11 +445,11 @@ class Facts:
         old_nets = self._router_networks(old) if old else set()
         new_nets = self._router_networks(new) if new else set()
         if old is not None:
-            self._index.remove(old, old_nets, router_devices(old, self.is_snat_host(old)))
+            self._index.remove(old, old_nets, router_devices(old, self.hosts_gateway(old)))
             del self._routers[rid]
         if new is not None:
             self._routers[rid] = new
-            self._index.add(new, new_nets, router_devices(new, self.is_snat_host(new)),
+            self._index.add(new, new_nets, router_devices(new, self.hosts_gateway(new)),
                             bool(self.local_fips(new)))
         keys = {key} | {state.network_key(n) for n in old_nets | new_nets}
         if touch_presence:

@@ -59,10 +59,10 @@ def _discard(index: dict[str, set[str]], ident: str, router_id: str) -> None:
             del index[ident]
 
 
-def router_devices(router: Router, snat_here: bool) -> list[str]:
+def router_devices(router: Router, gateway_here: bool) -> list[str]:
     """Every device name the router's key plugs on br-int (both veth naming variants)."""
     devices = [names.qr_device_name(p.id) for p in router.interfaces]
-    if snat_here and router.gw_port is not None:
+    if gateway_here and router.gw_port is not None:
         devices += [names.sg_device_name(p.id) for p in router.snat_interfaces]
         devices.append(names.qg_device_name(router.gw_port.id))
     return devices + [names.veth_host_name(d) for d in devices]

@@ -234,17 +234,36 @@ class Lab:
         del self.state["vms"][name]
         self.save()
 
+    def vm_migrate(self, name: str, host: str) -> dict:
+        vm = self.vm(name)
+        moved = vms.migrate(self.backend, self.host(vm["host"]), self.host(host), vm)
+        self.state["vms"][name] = moved
+        self.save()
+        return moved
+
     def vm_exec(self, name: str, argv: list[str], capture: bool = False):
         self.vm(name)
         return subprocess.run(vms.command(name, argv), text=True, capture_output=capture)
 
     # ------------------------------------------------------------ faults and restarts
 
-    def agent(self, action: str, host_name: str) -> None:
+    def agent(self, action: str, host_name: str, mode: str | None = None) -> None:
+        """Stop, start, restart or kill a host's agent; ``mode`` changes its agent_mode
+        on the way (what an operator does to turn a compute into ``dvr_no_external``)."""
         host = self.host(host_name)
         if self.in_containers:
+            if mode is not None and mode != host.mode:
+                raise LabError("--mode works on the namespaces backend only (a container "
+                               "host's role is its config file in the image)")
             self.backend.agent(host, action)
             return
+        if mode is not None and mode != host.mode:
+            if action not in ("start", "restart"):
+                raise LabError("--mode needs `agent start` or `agent restart`")
+            layout.check_mode(host.name, mode)
+            self.state["hosts"] = [dict(h, mode=mode) if h["name"] == host.name else h
+                                   for h in self.state["hosts"]]
+            host = self.host(host_name)
         if action in ("stop", "restart"):
             services.stop_agent(host, self.state)
         elif action == "kill":

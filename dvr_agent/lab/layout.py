@@ -31,7 +31,8 @@ UPSTREAM_IP = ipaddress.IPv4Address("203.0.113.1")
 PHYSNET = "physnet1"
 EXTERNAL_BRIDGE = "br-ex"
 DEFAULT_HOSTS = "network:dvr_snat,compute1:dvr,compute2:dvr"
-MODES = (protocol.AGENT_MODE_DVR, protocol.AGENT_MODE_DVR_SNAT)
+MODES = (protocol.AGENT_MODE_DVR, protocol.AGENT_MODE_DVR_SNAT,
+         protocol.AGENT_MODE_DVR_NO_EXTERNAL)
 BACKENDS = ("namespaces", "containers")  # netns_hosts.py, container_hosts.py
 _HOST_NAME = re.compile(r"^[a-z][a-z0-9-]{0,11}$")  # u-<host> must fit in 15 characters
 
@@ -77,8 +78,7 @@ def parse_hosts(text: str) -> tuple[HostSpec, ...]:
         if not sep or not _HOST_NAME.match(name):
             raise LabError(f"--hosts: {entry!r} is not NAME:MODE with NAME like compute1 "
                            f"(a-z, 0-9, '-', at most 12 characters)")
-        if mode not in MODES:
-            raise LabError(f"--hosts: mode {mode!r} of {name} is not one of {', '.join(MODES)}")
+        check_mode(name, mode, "--hosts: ")
         if name in ("fabric", "controller", "upstream") or name in {h.name for h in hosts}:
             raise LabError(f"--hosts: the name {name!r} is taken")
         hosts.append(HostSpec(name, mode, i))
@@ -87,6 +87,11 @@ def parse_hosts(text: str) -> tuple[HostSpec, ...]:
     if not any(h.mode == protocol.AGENT_MODE_DVR_SNAT for h in hosts):
         raise LabError("--hosts: one host must be the network node (dvr_snat) for SNAT")
     return tuple(hosts)
+
+
+def check_mode(name: str, mode: str, context: str = "") -> None:
+    if mode not in MODES:
+        raise LabError(f"{context}mode {mode!r} of {name} is not one of {', '.join(MODES)}")
 
 
 FABRIC_NS = PREFIX + "fabric"

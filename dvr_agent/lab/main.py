@@ -5,8 +5,9 @@
     dvr-lab exec HOST|upstream|controller -- CMD...
     dvr-lab dvrctl ARGS...
     dvr-lab vm boot NAME --host HOST --network NET [--ip IP]
-    dvr-lab vm delete NAME | vm exec NAME -- CMD...
-    dvr-lab agent {stop,start,restart,kill} HOST | ovs restart HOST | ovsdb restart HOST
+    dvr-lab vm delete NAME | vm exec NAME -- CMD... | vm migrate NAME --host HOST
+    dvr-lab agent {stop,start,restart,kill} HOST [--mode MODE]
+    dvr-lab ovs restart HOST | ovsdb restart HOST
     dvr-lab broker {stop,start} | server restart
 """
 
@@ -55,12 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     boot.add_argument("--network", required=True)
     boot.add_argument("--ip")
     vm.add_parser("delete").add_argument("name")
+    migrate = vm.add_parser("migrate", help="live-migrate a VM to another host")
+    migrate.add_argument("name")
+    migrate.add_argument("--host", required=True)
     vm_exec = vm.add_parser("exec")
     vm_exec.add_argument("name")
     vm_exec.add_argument("argv", nargs=argparse.REMAINDER)
     agent = sub.add_parser("agent", help="stop/start/restart/kill a host's agent")
     agent.add_argument("action", choices=["stop", "start", "restart", "kill"])
     agent.add_argument("host")
+    agent.add_argument("--mode", choices=layout.MODES,
+                       help="start it in this agent_mode (e.g. dvr_no_external)")
     for name in ("ovs", "ovsdb"):
         daemon = sub.add_parser(name, help=f"restart a host's "
                                 f"{'ovs-vswitchd' if name == 'ovs' else 'ovsdb-server'}")
@@ -133,8 +139,11 @@ def run(args: argparse.Namespace) -> int:
                   f"{vm['port_id']}")
         elif cmd == "vm" and args.vm_command == "delete":
             lab.vm_delete(args.name)
+        elif cmd == "vm" and args.vm_command == "migrate":
+            vm = lab.vm_migrate(args.name, args.host)
+            print(f"VM {vm['name']} now on {vm['host']}")
         elif cmd == "agent":
-            lab.agent(args.action, args.host)
+            lab.agent(args.action, args.host, args.mode)
         elif cmd == "ovs":
             lab.ovs(lab.host(args.host)).restart_vswitchd()
         elif cmd == "ovsdb":

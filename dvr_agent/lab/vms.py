@@ -3,7 +3,12 @@
 A VM is a network namespace with an eth0 whose other end (``tap`` + 11 characters of the
 port id, Nova's name) is plugged into its host's br-int with Nova's external_ids
 (iface-id, attached-mac, iface-status, vm-uuid). The port itself is created on the
-server first, bound to the host: from there the server and the agent do the rest.
+server first, bound to the host: from there the server and the agent do the rest. Its
+MTU is its network's, as DHCP would tell a real VM.
+
+``migrate`` is a live migration as the compute service does it: the tap leaves the old
+host's br-int, the VM (its namespace, addresses and running processes untouched) is
+plugged into the new host's, and the port's binding moves (``dvrctl port update --host``).
 """
 
 from __future__ import annotations
@@ -18,8 +23,6 @@ from dvr_agent.lab.layout import HostSpec
 from dvr_agent.lab.procs import LabError, run
 from dvr_agent.lab.services import dvrctl
 from dvr_agent.state import Address, Route
-
-VM_MTU = 1450  # 1500 on the underlay, less the 50 bytes of VXLAN
 
 
 def server_json(*args: str):
@@ -41,30 +44,57 @@ def boot(backend, host: HostSpec, name: str, network: str, ip: str | None) -> di
     port = server_json(*args)
     fixed = port["fixed_ips"][0]
     subnet = server_json("subnet", "show", fixed["subnet_id"])
+    mtu = server_json("network", "show", port["network_id"])["mtu"]
     tap = names.veth_host_name("qr-" + port["id"])
+    vm = {"name": name, "host": host.name, "network": network, "port_id": port["id"],
+          "ip": fixed["ip_address"], "mac": port["mac_address"], "tap": tap,
+          "gateway": subnet.get("gateway_ip"), "mtu": mtu}
     try:
         fabric.NAMESPACES.create(ns)
-        with Netlink(ns) as vm:
-            vm.veth_add("eth0", tap, backend.netns_path(host))
-            vm.link_set("eth0", mac=port["mac_address"], mtu=VM_MTU, up=True)
-            vm.link_set("lo", up=True)
-            vm.addr_add(Address("eth0", f"{fixed['ip_address']}/{subnet['cidr'].split('/')[1]}"))
+        with Netlink(ns) as inside:
+            inside.veth_add("eth0", tap, backend.netns_path(host))
+            inside.link_set("eth0", mac=port["mac_address"], mtu=mtu, up=True)
+            inside.link_set("lo", up=True)
+            inside.addr_add(Address("eth0",
+                                    f"{fixed['ip_address']}/{subnet['cidr'].split('/')[1]}"))
             if subnet.get("gateway_ip"):
-                vm.route_replace(Route("0.0.0.0/0", gateway=subnet["gateway_ip"], device="eth0"))
+                inside.route_replace(Route("0.0.0.0/0", gateway=subnet["gateway_ip"],
+                                           device="eth0"))
         ethtool.tx_checksum_off(ns, "eth0")
-        run(backend.command(host, ["ip", "link", "set", tap, "mtu", str(VM_MTU), "up"]))
-        run(backend.command(host, ["ethtool", "-K", tap, "tx", "off"]))
-        run(backend.command(host, [
-            "ovs-vsctl", "--timeout=20", "--may-exist", "add-port", "br-int", tap, "--",
-            "set", "Interface", tap, f"external_ids:iface-id={port['id']}",
-            f"external_ids:attached-mac={port['mac_address']}",
-            "external_ids:iface-status=active", f"external_ids:vm-uuid={name}"]))
+        _plug(backend, host, vm)
     except Exception:
-        delete(backend, host, {"name": name, "tap": tap, "port_id": port["id"]})
+        delete(backend, host, vm)
         raise
-    return {"name": name, "host": host.name, "network": network, "port_id": port["id"],
-            "ip": fixed["ip_address"], "mac": port["mac_address"], "tap": tap,
-            "gateway": subnet.get("gateway_ip")}
+    return vm
+
+
+def _plug(backend, host: HostSpec, vm: dict) -> None:
+    """The tap (already in the host) up, at the VM's MTU, into br-int as Nova plugs it."""
+    tap, host_ns = vm["tap"], backend.netns_path(host)
+    with Netlink(host_ns) as on_host:
+        on_host.link_set(tap, mtu=vm["mtu"], up=True)
+    ethtool.tx_checksum_off(host_ns, tap)
+    run(backend.command(host, [
+        "ovs-vsctl", "--timeout=20", "--may-exist", "add-port", "br-int", tap, "--",
+        "set", "Interface", tap, f"external_ids:iface-id={vm['port_id']}",
+        f"external_ids:attached-mac={vm['mac']}",
+        "external_ids:iface-status=active", f"external_ids:vm-uuid={vm['name']}"]))
+
+
+def migrate(backend, old: HostSpec, new: HostSpec, vm: dict) -> dict:
+    """Move a running VM to ``new``; see the module docstring."""
+    if old.name == new.name:
+        raise LabError(f"VM {vm['name']} runs on {new.name} already")
+    run(backend.command(old, ["ovs-vsctl", "--timeout=20", "--if-exists", "del-port",
+                              "br-int", vm["tap"]]))
+    with Netlink(backend.netns_path(old)) as source:
+        source.link_move(vm["tap"], backend.netns_path(new))
+    done = dvrctl(["port", "update", vm["port_id"], "--host", new.name], capture=True)
+    if done.returncode != 0:
+        raise LabError(f"dvrctl port update --host {new.name}: {done.stderr.strip()}")
+    moved = {**vm, "host": new.name}
+    _plug(backend, new, moved)
+    return moved
 
 
 def delete(backend, host: HostSpec | None, vm: dict, server: bool = True) -> None:

@@ -152,6 +152,7 @@ class DeviceDetails:
     physical_network: str | None
     mtu: int | None
     admin_state_up: bool
+    allowed_address_pairs: tuple[AddressPair, ...] = ()
 
     @classmethod
     def from_dict(cls, d: Any) -> DeviceDetails:
@@ -167,6 +168,8 @@ class DeviceDetails:
             physical_network=f.field(d, "physical_network", f.text, default=None),
             mtu=f.field(d, "mtu", f.integer(MTU_MIN, MTU_MAX), default=None),
             admin_state_up=f.field(d, "admin_state_up", f.boolean, default=True),
+            allowed_address_pairs=f.field(d, "allowed_address_pairs",
+                                          f.items(AddressPair.from_dict), default=()),
         )
 
 

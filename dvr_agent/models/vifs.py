@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from dvr_agent import names
 from dvr_agent.models.errors import PayloadError
-from dvr_agent.models.ports import DeviceDetails, FixedIp
+from dvr_agent.models.ports import AddressPair, DeviceDetails, FixedIp
 
 OFPORT_MAX = 0xFEFF  # OpenFlow port numbers above this are reserved
 
@@ -25,6 +25,7 @@ class LocalVif:
     network_id: str
     fixed_ips: tuple[FixedIp, ...]
     device_owner: str
+    allowed_address_pairs: tuple[AddressPair, ...] = ()
 
     def __post_init__(self) -> None:
         if not names.valid_device_name(self.port_name):
@@ -34,7 +35,17 @@ class LocalVif:
     def from_details(cls, port_name: str, details: DeviceDetails) -> LocalVif:
         return cls(port_name=port_name, port_id=details.port_id, mac=details.mac,
                    network_id=details.network_id, fixed_ips=details.fixed_ips,
-                   device_owner=details.device_owner)
+                   device_owner=details.device_owner,
+                   allowed_address_pairs=details.allowed_address_pairs)
+
+    def pair_macs_in(self, subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
+                     ) -> frozenset[str]:
+        """MACs other than its own that the VIF answers with on ``subnet``: those of its
+        single-host allowed address pairs there (a VIP's virtual MAC)."""
+        return frozenset(p.mac for p in self.allowed_address_pairs
+                         if p.mac not in (None, self.mac) and p.single_host is not None
+                         and p.single_host.version == subnet.version
+                         and p.single_host in subnet)
 
     def ips_in(self, subnet_id: str) -> tuple[ipaddress.IPv4Address | ipaddress.IPv6Address,
                                                 ...]:

@@ -106,6 +106,13 @@ class SysctlDriver(Protocol):
     def set(self, namespace: str | None, values: Mapping[str, str]) -> int: ...
 
 
+class Announcer(Protocol):
+    """Gratuitous ARP (drivers.garp.GarpSender): both calls only queue, never block."""
+
+    def announce(self, targets: Iterable[tuple[str, str, str]]) -> None: ...
+    def withdraw(self, targets: Iterable[tuple[str, str | None]]) -> None: ...
+
+
 @dataclass
 class Drivers:
     """Everything the reconciler touches the host through."""
@@ -118,3 +125,4 @@ class Drivers:
     ovsdb: OvsdbDriver
     openflow: OpenFlowDriver
     nat: NatDriver
+    announcer: Announcer | None = None  # None: nothing is announced (tests, tools)

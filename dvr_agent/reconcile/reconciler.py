@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from dvr_agent import names
 from dvr_agent.reconcile.actual import ActualReader, Aspect
+from dvr_agent.reconcile.announce import Announcement, announcements, withdrawals
 from dvr_agent.reconcile.apply import Applier, ApplyResult
 from dvr_agent.reconcile.diff import KeyDiff, diff_flows, diff_key
 from dvr_agent.reconcile.drivers import Drivers
@@ -45,6 +46,7 @@ class PassResult:
     pending: set[str] = field(default_factory=set)
     failed: dict[str, Exception] = field(default_factory=dict)
     follow_up: frozenset[str] = frozenset()  # keys outside the pass that need one
+    announced: list[Announcement] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -101,8 +103,26 @@ class Reconciler:
                 +applied.changes, applied.pending, applied.failed)
             for diff in changing:
                 self._log(diff, flow_diffs.get(diff.key), result)
+            self._announce(changing, desired, result)
         result.seconds = time.monotonic() - started
         return result
+
+    def _announce(self, changing: list[KeyDiff], desired: Mapping[str, KeyState],
+                  result: PassResult) -> None:
+        """Gratuitous ARP for what the pass put on the wire, none for what it took off."""
+        applied = [d for d in changing if d.key not in result.failed]
+        gone = [w for d in applied for w in withdrawals(d)]
+        for diff in applied:
+            found = announcements(desired[diff.key], diff)
+            if found:
+                LOG.info("%s: gratuitous ARP for %s", diff.key,
+                         ", ".join(f"{a.ip} on {a.device}" for a in found))
+            result.announced += found
+        if self._d.announcer is not None:
+            if gone:
+                self._d.announcer.withdraw(gone)
+            if result.announced:
+                self._d.announcer.announce(result.announced)
 
     def _desired(self, keys: Mapping[str, Aspect]) -> dict[str, KeyState]:
         wanted = self._wanted()

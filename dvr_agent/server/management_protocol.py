@@ -17,17 +17,18 @@ VERSION = "1.0"
 class CommandSpec:
     required: tuple[str, ...] = ()
     optional: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()  # arguments that are lists of strings; the rest are strings
 
 
 COMMANDS: dict[str, CommandSpec] = {
-    "network.create": CommandSpec(("name",), ("external", "physnet")),
+    "network.create": CommandSpec(("name",), ("external", "physnet", "mtu")),
     "network.list": CommandSpec(),
     "network.show": CommandSpec(("network",)),
     "network.delete": CommandSpec(("network",)),
     "subnet.create": CommandSpec(("network", "cidr"), ("gateway", "name")),
     "subnet.list": CommandSpec(),
     "subnet.show": CommandSpec(("subnet",)),
-    "router.create": CommandSpec(("name",)),
+    "router.create": CommandSpec(("name",), ("distributed",)),
     "router.list": CommandSpec(),
     "router.show": CommandSpec(("router",)),
     "router.delete": CommandSpec(("router",)),
@@ -35,7 +36,12 @@ COMMANDS: dict[str, CommandSpec] = {
     "router.remove_interface": CommandSpec(("router", "subnet")),
     "router.set_gateway": CommandSpec(("router", "network")),
     "router.clear_gateway": CommandSpec(("router",)),
-    "port.create": CommandSpec(("network", "host"), ("ip", "mac", "name")),
+    "router.update": CommandSpec(("router",), ("admin_state_up", "distributed")),
+    "router.add_route": CommandSpec(("router", "destination", "nexthop")),
+    "router.remove_route": CommandSpec(("router", "destination", "nexthop")),
+    "port.create": CommandSpec(("network",), ("host", "ip", "mac", "name")),
+    "port.update": CommandSpec(("port",), ("host", "allowed_addresses"),
+                               lists=("allowed_addresses",)),
     "port.list": CommandSpec(),
     "port.show": CommandSpec(("port",)),
     "port.delete": CommandSpec(("port",)),

@@ -16,7 +16,14 @@ from sqlalchemy.orm import Session
 
 from dvr_agent.rpc import protocol
 from dvr_agent.server.db import models
-from dvr_agent.server.domain import floatingips, ipam, ports, routers, scheduler
+from dvr_agent.server.domain import (
+    address_pairs,
+    floatingips,
+    ipam,
+    ports,
+    routers,
+    scheduler,
+)
 
 AVAILABILITY_ZONE = "nova"
 _BOUND_VIF_DETAILS = {"bound_drivers": {"0": "openvswitch"}, "bridge_name": "br-int",
@@ -90,8 +97,9 @@ def port_dict(port: models.Port, *, with_subnets: bool = True) -> dict[str, Any]
         if with_subnets:
             entry["prefixlen"] = ipaddress.ip_network(ip.subnet.cidr).prefixlen
         fixed.append(entry)
-    body = {"admin_state_up": port.admin_state_up, "allowed_address_pairs": [],
-            "binding:profile": {}, "binding:vnic_type": "normal", "description": "",
+    body = {"admin_state_up": port.admin_state_up,
+            "allowed_address_pairs": address_pairs.as_dicts(port), "binding:profile": {},
+            "binding:vnic_type": "normal", "description": "",
             "device_id": port.device_id, "device_owner": port.device_owner,
             "extra_dhcp_opts": [], "fixed_ips": fixed, "id": port.id,
             "mac_address": port.mac_address, "name": port.name, "network_id": port.network_id,
@@ -113,7 +121,7 @@ def port_brief(port: models.Port, *, fixed_ips: bool = True) -> dict[str, Any]:
             "name": port.name, "network_id": port.network_id, "status": port.status,
             **_project(port)}
     if fixed_ips:
-        body["allowed_address_pairs"] = []
+        body["allowed_address_pairs"] = address_pairs.as_dicts(port)
         body["fixed_ips"] = [{"ip_address": ip.ip_address, "subnet_id": ip.subnet_id}
                              for ip in port.fixed_ips]
     return dict(sorted(body.items()))
@@ -150,12 +158,15 @@ def router_dict(session: Session, router: models.Router,
                 "external_fixed_ips": [{"ip_address": ip.ip_address, "subnet_id": ip.subnet_id}
                                        for ip in gw.fixed_ips]}
     return {"admin_state_up": router.admin_state_up, "availability_zone_hints": [],
-            "availability_zones": [AVAILABILITY_ZONE], "description": "", "distributed": True,
+            "availability_zones": [AVAILABILITY_ZONE], "description": "",
+            "distributed": router.distributed,
             "enable_default_route_bfd": False, "enable_default_route_ecmp": False,
             "enable_snat": True, "external_gateway_info": info, "flavor_id": None,
             "gw_port_host": router.snat_host if gw is not None else None,
             "gw_port_id": gw.id if gw is not None else None, "ha": False, "ha_vr_id": 0,
-            "id": router.id, "name": router.name, "routes": [], "status": "ACTIVE",
+            "id": router.id, "name": router.name,
+            "routes": [{"destination": r.destination, "nexthop": r.nexthop}
+                       for r in router.routes], "status": "ACTIVE",
             **_project(router), **_standard(router)}
 
 
@@ -171,14 +182,28 @@ def sync_router_dict(session: Session, router: models.Router, host: str) -> dict
         body["_snat_router_interfaces"] = [port_dict(p) for p in by_type.get(routers.CSNAT, [])]
         body["_floatingip_agent_interfaces"] = [
             port_dict(p) for p in floatingips.host_gateway_ports(session, gw.network_id, host)]
-    fips = [floatingip_dict(session, f) for f in session.scalars(
-        select(models.FloatingIP).join(models.Port,
-                                       models.Port.id == models.FloatingIP.fixed_port_id)
-        .where(models.FloatingIP.router_id == router.id, models.Port.binding_host == host)
-        .order_by(models.FloatingIP.floating_ip_address))]
+    fips = _floatingips_for(session, router, host)
     if fips:
         body["_floatingips"] = fips
     return dict(sorted(body.items()))
+
+
+def _floatingips_for(session: Session, router: models.Router,
+                     host: str) -> list[dict[str, Any]]:
+    """The floating IPs ``host`` sets up for the router: those of its own VMs (DVR), the
+    centralized ones marked ``dvr_snat_bound`` on the SNAT host, all of a legacy router's
+    on its host. As Neutron filters them: no agent is told of another's."""
+    found = []
+    for fip in session.scalars(select(models.FloatingIP).where(
+            models.FloatingIP.router_id == router.id, models.FloatingIP.fixed_port_id
+            .is_not(None)).order_by(models.FloatingIP.floating_ip_address)):
+        if floatingips.serving_host(session, fip) != host:
+            continue
+        body = floatingip_dict(session, fip)
+        if router.distributed and floatingips.centralized(session, fip):
+            body["dvr_snat_bound"] = True  # neutron sets the key only when true
+        found.append(body)
+    return found
 
 
 def router_show(session: Session, router: models.Router) -> dict[str, Any]:

@@ -58,8 +58,12 @@ class ControlPlane:
 
         result, notes = self.db.write(unit)
         if topology or notes:
-            with self._generation_lock:
-                self.generation += 1
+            self.new_generation()
         if notes:
             self._send(notes)
         return result
+
+    def new_generation(self) -> None:
+        """Answers computed before now may be stale."""
+        with self._generation_lock:
+            self.generation += 1

@@ -78,3 +78,34 @@ def test_no_server_is_a_clear_timeout(rabbitmq, tmp_path):
     done = idle.ctl("host", "list", timeout=2)
     assert done.returncode == 1
     assert "no answer from dvr-server" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_new_commands_refuse_bad_input_in_one_line_and_change_nothing(server):
+    """Issue 10's commands against the real server: routes, address pairs, moves, kinds,
+    MTUs. Each bad request is one line and exit status 1; the topology stays as it was."""
+    ctl = server.ctl_json
+    server.ctl_json("network", "create", "net1")
+    ctl("subnet", "create", "net1", "10.0.1.0/24", "--name", "sub1")
+    ctl("router", "create", "r1")
+    ctl("router", "add-interface", "r1", "sub1")
+    ctl("port", "create", "net1", "--host", "compute1", "--name", "vm1")
+    before = {kind: ctl(kind, "list") for kind in ("network", "router", "port")}
+    for argv, message in [
+        (["router", "add-route", "r1", "10.9.0.0/33", "10.0.1.5"], "is not a CIDR"),
+        (["router", "add-route", "r1", "10.9.0.1/24", "10.0.1.5"], "host bits set"),
+        (["router", "add-route", "r1", "10.9.0.0/24", "10.0.1.500"], "is not an IP address"),
+        (["router", "add-route", "r1", "10.9.0.0/24", "10.0.9.5"], "is not on a subnet"),
+        (["router", "remove-route", "r1", "10.9.0.0/24", "10.0.1.5"], "has no route"),
+        (["port", "update", "vm1", "--allowed-address", "10.0.1.300"], "not an IP address"),
+        (["port", "update", "vm1", "--allowed-address", "10.0.1.9,zz:16:3e:00:00:01"],
+         "is not a MAC address"),
+        (["port", "update", "vm1", "--host", "nowhere"], "has no L3 agent"),
+        (["router", "set", "r1", "--distributed", "false"], "set it down first"),
+        (["router", "set", "r1", "--admin-state", "sideways"], "must be true or false"),
+        (["network", "create", "n2", "--mtu", "9000"], "outside 68..1450"),
+    ]:
+        done = server.ctl(*argv)
+        assert done.returncode == 1, (argv, done)
+        assert done.stderr.startswith("dvrctl: error: ") and message in done.stderr, done.stderr
+        assert done.stderr.count("\n") == 1 and done.stdout == ""
+    assert {kind: ctl(kind, "list") for kind in ("network", "router", "port")} == before

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from dvr_agent import names
-from dvr_agent.lab import layout, services
+from dvr_agent.lab import layout, probes, services
 from dvr_agent.lab.lab import Lab
 from dvr_agent.lab.vms import server_json
 
@@ -71,6 +71,18 @@ class LabWorld:
             self.ctl("router", "set-gateway", router["id"], self.external()["id"])
         return router
 
+    def delete_router(self, router: dict) -> None:
+        """Its gateway, its interfaces, then the router: nothing of it stays on any host."""
+        shown = self.ctl("router", "show", router["id"])
+        if shown["external_gateway_info"]:
+            self.ctl("router", "clear-gateway", router["id"])
+        for route in shown["routes"]:
+            self.ctl("router", "remove-route", router["id"], route["destination"],
+                     route["nexthop"])
+        for subnet in sorted({i["subnet_id"] for i in shown["interfaces"]}):
+            self.ctl("router", "remove-interface", router["id"], subnet)
+        self.ctl("router", "delete", router["id"])
+
     def boot(self, host: str, network: dict, name: str | None = None) -> dict:
         return self.lab.vm_boot(name or self.name("vm"), host, network["id"])
 
@@ -118,3 +130,82 @@ class LabWorld:
     def ping(self, vm: dict, address: str, count: int = 1) -> bool:
         return self.vm_run(vm, "ping", "-c", str(count), "-W", "1", "-i", "0.2",
                            address).returncode == 0
+
+    def restart_changes(self, host: str) -> int:
+        """Restart the host's agent; the changes it made to converge (0: it found all in
+        place, as a restart must)."""
+        log = self.lab.log_path(host)
+        with open(log) as f:
+            mark = len(f.read())
+        self.lab.agent("restart", host)
+        with open(log) as f:
+            ready = [line for line in f.read()[mark:].splitlines() if "ready in" in line]
+        return int(ready[-1].split(" with ")[1].split(" changes")[0])
+
+    # ------------------------------------------------------------ the upstream's view
+
+    def upstream(self, *argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run([*probes.UPSTREAM, *argv], capture_output=True, text=True,
+                              timeout=60)
+
+    def upstream_neighbour(self, ip: str) -> str | None:
+        """The MAC the upstream router has cached for ``ip`` (never flushed by a test)."""
+        out = self.upstream("ip", "-j", "neigh", "show", ip, "dev", "eth0").stdout
+        entries = [e for e in json.loads(out or "[]") if "lladdr" in e]
+        return entries[0]["lladdr"] if entries else None
+
+    def fg_mac(self, host: str, external: dict) -> str:
+        """The MAC of the host's fg- port (its FIP agent gateway port on ``external``),
+        where the floating IPs it routes answer; once its fg- device has it."""
+        [port] = [p for p in self.ctl("port", "list")
+                  if p["device_owner"] == "network:floatingip_agent_gateway"
+                  and p["binding:host_id"] == host and p["network_id"] == external["id"]]
+        fip_ns = names.fip_ns_name(external["id"])
+
+        def device_has_it() -> bool:
+            out = self.on(host, "ip", "netns", "exec", fip_ns, "ip", "-j", "link", check=False)
+            return any(link["ifname"].startswith(names.FIP_EXT_DEV_PREFIX)
+                       and link["address"] == port["mac_address"]
+                       for link in json.loads(out or "[]"))
+        wait_for(f"fg- on {host} with its port's MAC", device_has_it)
+        return port["mac_address"]
+
+    def ping_df(self, argv_prefix: list[str], address: str, payload: int) -> str:
+        """One ping with Don't Fragment set and ``payload`` bytes; ping's output."""
+        done = subprocess.run([*argv_prefix, "ping", "-c", "1", "-W", "2", "-M", "do", "-s",
+                               str(payload), address], capture_output=True, text=True,
+                              timeout=30)
+        return done.stdout + done.stderr
+
+
+class Capture:
+    """tcpdump in a namespace, started before the action it watches, read after it.
+
+    A context manager: the capture ends with the block, whatever happens in it; ``text``
+    is what it saw (set by ``stop()`` or at the end of the block).
+    """
+
+    def __init__(self, argv_prefix: list[str], interface: str, expression: str) -> None:
+        self.text = ""
+        self._proc = subprocess.Popen(
+            [*argv_prefix, "tcpdump", "-l", "-n", "-e", "-i", interface, expression],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(5):  # "listening on ..." comes once it sees packets
+            line = self._proc.stderr.readline()
+            if "listening" in line or not line:
+                break
+        if "listening" not in line:
+            self.stop()
+            raise AssertionError(f"tcpdump did not start: {line}")
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def stop(self) -> str:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            self.text, _ = self._proc.communicate(timeout=20)
+        return self.text

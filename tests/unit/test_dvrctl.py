@@ -36,6 +36,24 @@ def parse(*argv):
      {"network": "n1", "host": "c1", "ip": "10.0.0.5", "mac": "fa:16:3e:00:00:01",
       "name": "vm"}),
     (["port", "delete", "vm"], "port.delete", {"port": "vm"}),
+    (["port", "create", "n1", "--ip", "10.0.0.9", "--name", "vip"], "port.create",
+     {"network": "n1", "ip": "10.0.0.9", "name": "vip"}),
+    (["port", "update", "vm", "--host", "c2"], "port.update", {"port": "vm", "host": "c2"}),
+    (["port", "update", "vm", "--allowed-address", "10.0.0.9", "--allowed-address",
+      "10.0.0.10,fa:16:3e:00:00:0a"], "port.update",
+     {"port": "vm", "allowed_addresses": ["10.0.0.9", "10.0.0.10,fa:16:3e:00:00:0a"]}),
+    (["port", "update", "vm", "--no-allowed-address"], "port.update",
+     {"port": "vm", "allowed_addresses": []}),
+    (["router", "create", "r", "--distributed", "false"], "router.create",
+     {"name": "r", "distributed": "false"}),
+    (["router", "set", "r", "--admin-state", "down", "--distributed", "true"],
+     "router.update", {"router": "r", "admin_state_up": "down", "distributed": "true"}),
+    (["router", "add-route", "r", "10.9.0.0/24", "10.0.0.7"], "router.add_route",
+     {"router": "r", "destination": "10.9.0.0/24", "nexthop": "10.0.0.7"}),
+    (["router", "remove-route", "r", "10.9.0.0/24", "10.0.0.7"], "router.remove_route",
+     {"router": "r", "destination": "10.9.0.0/24", "nexthop": "10.0.0.7"}),
+    (["network", "create", "small", "--mtu", "1400"], "network.create",
+     {"name": "small", "mtu": "1400"}),
     (["floatingip", "create", "ext", "--port", "vm"], "floatingip.create",
      {"network": "ext", "port": "vm"}),
     (["floatingip", "associate", "f", "vm"], "floatingip.associate",
@@ -51,10 +69,10 @@ def test_commands_map_to_management_requests(argv, rpc, rpc_args):
 
 def test_a_bad_command_line_is_one_error_line_and_exit_2(capsys):
     with pytest.raises(SystemExit) as exit_info:
-        ctl.main(["port", "create", "net1"])
+        ctl.main(["router", "add-route", "r1", "10.9.0.0/24"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "--host" in err
+    assert err.count("\n") == 1 and "NEXTHOP" in err
 
 
 def test_missing_config_file_is_one_clear_error(capsys, tmp_path):

@@ -212,3 +212,34 @@ def test_stale_flows_are_removed_by_cookie_and_others_flows_stay(setup):
     host.flows["br-tun"] |= {theirs, stale}
     assert rec.delete_stale_flows() == 1
     assert theirs in host.flows["br-tun"] and stale not in host.flows["br-tun"]
+
+
+class Announcer:
+    def __init__(self) -> None:
+        self.announced: list[tuple[str, str, str]] = []
+        self.withdrawn: list[tuple[str, str | None]] = []
+
+    def announce(self, targets):
+        self.announced += targets
+
+    def withdraw(self, targets):
+        self.withdrawn += targets
+
+
+def test_a_pass_announces_what_it_added_and_withdraws_what_it_removed():
+    host, announcer = FakeHost(), Announcer()
+    world = World(host)
+    drivers = host.drivers()
+    drivers.announcer = announcer
+    rec = Reconciler(drivers, world.compile, lambda: frozenset(world.wanted),
+                     lambda: ["br-int", "br-tun"], lambda: frozenset(), workers=2)
+    try:
+        rec.run_pass(full(HOST_KEY, router_key(R)))
+        assert announcer.announced == [(QROUTER, QR, "10.0.1.1")]
+        rec.run_pass(full(HOST_KEY, router_key(R)))
+        assert len(announcer.announced) == 1, "nothing changed: nothing announced"
+        world.wanted.discard(router_key(R))
+        rec.run_pass(full(router_key(R)))
+        assert announcer.withdrawn == [(QROUTER, None)]
+    finally:
+        rec.close()

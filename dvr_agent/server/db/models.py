@@ -102,6 +102,19 @@ class Port(Stamped, Base):
     fixed_ips: Mapped[list[IPAllocation]] = relationship(
         back_populates="port", cascade="all, delete-orphan", passive_deletes=True,
         order_by="IPAllocation.ip_address")
+    allowed_address_pairs: Mapped[list[AllowedAddressPair]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True,
+        order_by="(AllowedAddressPair.ip_address, AllowedAddressPair.mac_address)")
+
+
+class AllowedAddressPair(Base):
+    """An address a port may also use (a VIP), with the MAC it uses it with."""
+
+    __tablename__ = "allowed_address_pairs"
+    port_id: Mapped[str] = mapped_column(ForeignKey("ports.id", ondelete="CASCADE"),
+                                         primary_key=True)
+    ip_address: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mac_address: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
 class IPAllocation(Base):
@@ -134,7 +147,12 @@ class DistributedPortBinding(Base):
 
 
 class Router(Stamped, Base):
-    """A distributed router. ``snat_host`` is its binding to one dvr_snat agent's host."""
+    """A router, distributed or legacy (centralized).
+
+    ``snat_host`` is its binding to one dvr_snat agent's host: for a distributed router
+    the host of its snat namespace (only while it has a gateway), for a legacy router the
+    one host that runs all of it.
+    """
 
     __tablename__ = "routers"
     id: Mapped[str] = mapped_column(String(UUID_LEN), primary_key=True, default=new_id)
@@ -142,13 +160,32 @@ class Router(Stamped, Base):
     project_id: Mapped[str] = mapped_column(String(255), default="")
     admin_state_up: Mapped[bool] = mapped_column(Boolean, default=True)
     snat_host: Mapped[str | None] = mapped_column(String(255), nullable=True, index=True)
+    distributed: Mapped[bool] = mapped_column(Boolean, default=True)
 
     ports: Mapped[list[RouterPort]] = relationship(
         back_populates="router", cascade="all, delete-orphan", passive_deletes=True)
+    routes: Mapped[list[RouterRoute]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True,
+        order_by="(RouterRoute.destination, RouterRoute.nexthop)")
+
+
+class RouterRoute(Base):
+    """An extra route of a router (Neutron's ``routerroutes``)."""
+
+    __tablename__ = "router_routes"
+    router_id: Mapped[str] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"),
+                                           primary_key=True)
+    destination: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nexthop: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
 class RouterPort(Base):
-    """A port of a router: an interface, its gateway, or a csnat port (``port_type`` = owner)."""
+    """A port of a router: an interface, its gateway, or a csnat port.
+
+    ``port_type`` names the role with the DVR owner names whatever the router's kind; the
+    port's own ``device_owner`` says what agents see (``network:router_interface`` on a
+    legacy router).
+    """
 
     __tablename__ = "routerports"
     router_id: Mapped[str] = mapped_column(ForeignKey("routers.id", ondelete="CASCADE"),

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from dvr_agent.rpc import protocol
 from dvr_agent.server.db import models
-from dvr_agent.server.domain import agents, ports
+from dvr_agent.server.domain import address_pairs, agents, ports
 from dvr_agent.server.domain import notifications as notify
 
 _DEVICE_PREFIXES = ("tap", "qr-", "sg-", "qg-", "fg-")
@@ -41,7 +41,8 @@ def device_details(session: Session, device: str, host: str | None) -> dict[str,
     if port is None:
         return {"device": device}
     network = port.network
-    return {"admin_state_up": port.admin_state_up, "allowed_address_pairs": [],
+    return {"admin_state_up": port.admin_state_up,
+            "allowed_address_pairs": address_pairs.as_dicts(port),
             "device": device, "device_owner": port.device_owner,
             "fixed_ips": [{"ip_address": ip.ip_address, "subnet_id": ip.subnet_id}
                           for ip in port.fixed_ips],
@@ -117,6 +118,8 @@ def _existing_fdb_for_host(session: Session, network: models.Network,
 def bind_distributed(session: Session, router_ids: list[str], host: str) -> None:
     """Bind the routers' DVR interface ports on ``host`` (Neutron does it in sync_routers)."""
     for router_id in router_ids:
+        if not session.get(models.Router, router_id).distributed:
+            continue  # a legacy router's interfaces are bound to its host like any port
         for port in ports.router_ports(session, router_id, protocol.DEVICE_OWNER_DVR_INTERFACE):
             if session.get(models.DistributedPortBinding, (port.id, host)) is None:
                 session.add(models.DistributedPortBinding(port_id=port.id, host=host,
@@ -133,7 +136,9 @@ def missing_distributed_bindings(session: Session, router_ids: list[str], host: 
         .outerjoin(models.DistributedPortBinding,
                    (models.DistributedPortBinding.port_id == models.RouterPort.port_id)
                    & (models.DistributedPortBinding.host == host))
+        .join(models.Router, models.Router.id == models.RouterPort.router_id)
         .where(models.RouterPort.router_id.in_(router_ids),
+               models.Router.distributed.is_(True),
                models.RouterPort.port_type == protocol.DEVICE_OWNER_DVR_INTERFACE,
                models.DistributedPortBinding.port_id.is_(None)).limit(1))
     return unbound is not None

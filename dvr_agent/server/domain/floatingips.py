@@ -4,7 +4,10 @@ Seed rule: fip-E on host H exists iff a VM on H has a floating IP on E. So the s
 H its fg port on E with the first such floating IP (or when the agent asks with
 ``get_agent_gateway_port``) and takes it back with the last one: no external address stays
 spent on a host that has no floating IP (Neutron keeps one per host and gateway router).
-A floating IP change is told to the VM's host only, as Neutron does.
+A floating IP change is told to the host that serves it only, as Neutron does: the VM's
+host for a distributed floating IP; the router's SNAT host for a *centralized* one (the
+VM's port is unbound, e.g. a VIP port, or its host runs ``dvr_no_external``: digest §2.5)
+and for every floating IP of a legacy router. Only distributed ones need an fg port.
 """
 
 from __future__ import annotations
@@ -50,13 +53,13 @@ def host_gateway_ports(session: Session, network_id: str, host: str) -> list[mod
 
 def release_unused_gateway_port(session: Session, network_id: str,
                                 host: str) -> list[notify.Notification]:
-    """Delete host's fg port on the network once no floating IP of its VMs is left there."""
-    in_use = session.scalar(
-        select(models.FloatingIP.id)
+    """Delete host's fg port on the network once no floating IP is routed there any more."""
+    on_host = session.scalars(
+        select(models.FloatingIP)
         .join(models.Port, models.Port.id == models.FloatingIP.fixed_port_id)
         .where(models.FloatingIP.floating_network_id == network_id,
-               models.Port.binding_host == host).limit(1))
-    if in_use is not None:
+               models.Port.binding_host == host))
+    if any(distributed_here(session, fip) for fip in on_host):
         return []
     notes: list[notify.Notification] = []
     for port in host_gateway_ports(session, network_id, host):
@@ -69,6 +72,81 @@ def vm_host(session: Session, fip: models.FloatingIP) -> str | None:
         return None
     port = session.get(models.Port, fip.fixed_port_id)
     return port.binding_host or None if port else None
+
+
+def centralized(session: Session, fip: models.FloatingIP) -> bool:
+    """A floating IP of a distributed router that its SNAT host serves (``dvr_snat_bound``):
+    the VM's port is unbound, or its host's L3 agent runs ``dvr_no_external``."""
+    router = session.get(models.Router, fip.router_id) if fip.router_id else None
+    if router is None or not router.distributed or fip.fixed_port_id is None:
+        return False
+    host = vm_host(session, fip)
+    if host is None:
+        return True
+    agent = agents.l3_agent(session, host)
+    return agent is not None and agents.agent_mode(agent) == \
+        protocol.AGENT_MODE_DVR_NO_EXTERNAL
+
+
+def distributed_here(session: Session, fip: models.FloatingIP) -> bool:
+    """Routed by its VM's own host through fip-E (so that host needs an fg port)."""
+    router = session.get(models.Router, fip.router_id) if fip.router_id else None
+    return (router is not None and router.distributed and vm_host(session, fip) is not None
+            and not centralized(session, fip))
+
+
+def serving_host(session: Session, fip: models.FloatingIP) -> str | None:
+    """The host whose agent sets the floating IP up (see the module docstring)."""
+    router = session.get(models.Router, fip.router_id) if fip.router_id else None
+    if router is None:
+        return None
+    if distributed_here(session, fip):
+        return vm_host(session, fip)
+    return router.snat_host
+
+
+def replan(session: Session, settings: Settings, fips: list[models.FloatingIP],
+           served_before: dict[str, str | None],
+           released_hosts: set[str]) -> list[notify.Notification]:
+    """After something moved the floating IPs ``fips`` (a port to another host, an agent's
+    mode): the hosts that served them and those that serve them now hear of their routers,
+    new serving hosts get their fg port, and ``released_hosts`` give back unused ones."""
+    notes: list[notify.Notification] = []
+    l3 = agents.l3_hosts(session)
+    for fip in fips:
+        now = serving_host(session, fip)
+        if now and distributed_here(session, fip):
+            gateway_port(session, settings, session.get(models.Network,
+                                                        fip.floating_network_id), now)
+        for host in sorted({served_before.get(fip.id), now} - {None}):
+            if host in l3:
+                notes.append(notify.routers_updated(host, [fip.router_id], VERSION))
+    session.flush()
+    for network_id in sorted({f.floating_network_id for f in fips}):
+        for host in sorted(released_hosts):
+            notes += release_unused_gateway_port(session, network_id, host)
+    return notes
+
+
+def replan_host(session: Session, settings: Settings, host: str,
+                old_mode: str) -> list[notify.Notification]:
+    """A host's L3 agent changed mode (``dvr`` <-> ``dvr_no_external``): its VMs'
+    floating IPs move between it and their routers' SNAT hosts."""
+    fips = list(session.scalars(
+        select(models.FloatingIP)
+        .join(models.Port, models.Port.id == models.FloatingIP.fixed_port_id)
+        .where(models.Port.binding_host == host).order_by(models.FloatingIP.id)))
+    served = {}
+    for fip in fips:
+        router = session.get(models.Router, fip.router_id)
+        was_local = router.distributed and old_mode != protocol.AGENT_MODE_DVR_NO_EXTERNAL
+        served[fip.id] = host if was_local else router.snat_host
+    return replan(session, settings, fips, served, {host})
+
+
+def of_port(session: Session, port: models.Port) -> list[models.FloatingIP]:
+    return list(session.scalars(select(models.FloatingIP).where(
+        models.FloatingIP.fixed_port_id == port.id).order_by(models.FloatingIP.id)))
 
 
 def _router_reaching(session: Session, port: models.Port, ip: models.IPAllocation,
@@ -108,28 +186,33 @@ def _attach(session: Session, settings: Settings, fip: models.FloatingIP,
     fip.fixed_port_id, fip.fixed_ip_address = port.id, ip.ip_address
     fip.router_id = fip.last_known_router_id = router.id
     fip.revision_number += 1
-    if port.binding_host:
+    session.flush()
+    host = serving_host(session, fip)
+    if host and distributed_here(session, fip):
         gateway_port(session, settings, session.get(models.Network, fip.floating_network_id),
-                     port.binding_host)
-        notes.append(notify.routers_updated(port.binding_host, [router.id], VERSION))
+                     host)
+    if host and host in agents.l3_hosts(session):
+        notes.append(notify.routers_updated(host, [router.id], VERSION))
     session.flush()
     return notes
 
 
 def _detach(session: Session, fip: models.FloatingIP, *,
             tell: str | None = "vm") -> list[notify.Notification]:
-    """Unmap ``fip``. ``tell``: "vm" notifies the VM's host, "snat" the router's SNAT host.
+    """Unmap ``fip``. ``tell``: "vm" notifies the host that served it, "snat" the router's
+    SNAT host.
 
     Neutron tells the SNAT host when the VM's port is being deleted (its host is moot).
     """
-    host, router_id = vm_host(session, fip), fip.router_id
+    host, router_id, served_by = vm_host(session, fip), fip.router_id, serving_host(session,
+                                                                                     fip)
     fip.fixed_port_id = fip.fixed_ip_address = fip.router_id = None
     fip.status = protocol.FLOATINGIP_STATUS_DOWN
     fip.revision_number += 1
     session.flush()
     notes: list[notify.Notification] = []
     router = session.get(models.Router, router_id) if router_id else None
-    target = host if tell == "vm" else (router.snat_host if router else None)
+    target = served_by if tell == "vm" else (router.snat_host if router else None)
     if router is not None and target and target in agents.l3_hosts(session):
         version = VERSION if tell == "vm" else protocol.L3_AGENT_ROUTERS_UPDATED_VERSION
         notes.append(notify.routers_updated(target, [router.id], version))
@@ -138,17 +221,14 @@ def _detach(session: Session, fip: models.FloatingIP, *,
     return notes
 
 
-def routers_of_port_fips(session: Session, port: models.Port) -> set[str]:
-    """Routers that route a floating IP of ``port`` (before it is detached)."""
-    return {fip.router_id for fip in session.scalars(select(models.FloatingIP).where(
-        models.FloatingIP.fixed_port_id == port.id)) if fip.router_id}
-
-
 def detach_for_port_delete(session: Session, port: models.Port) -> list[notify.Notification]:
-    """Unmap every floating IP of a VM port that is about to be deleted."""
+    """Unmap every floating IP of a VM port that is about to be deleted.
+
+    The VM's host hears of the routers through the caller's plan (it may keep a router
+    for its other VMs, and must still drop this floating IP and maybe its fip namespace).
+    """
     notes: list[notify.Notification] = []
-    for fip in session.scalars(select(models.FloatingIP).where(
-            models.FloatingIP.fixed_port_id == port.id)):
+    for fip in of_port(session, port):
         host, network_id = port.binding_host, fip.floating_network_id
         fip.fixed_port_id = None  # so the gateway-port check below no longer counts it
         notes += _detach(session, fip, tell="snat")

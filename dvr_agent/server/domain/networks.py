@@ -15,6 +15,7 @@ from dvr_agent.server.domain.settings import Settings
 from dvr_agent.server.errors import BadRequest, Conflict
 
 VXLAN, FLAT = "vxlan", "flat"
+MTU_MIN = 68  # IPv4's minimum
 
 
 def _free_vni(session: Session, ranges: tuple[tuple[int, int], ...]) -> int:
@@ -27,9 +28,28 @@ def _free_vni(session: Session, ranges: tuple[tuple[int, int], ...]) -> int:
     raise Conflict("every VNI of vni_ranges is in use")
 
 
+def check_mtu(settings: Settings, external: bool, mtu: str | int | None) -> int:
+    """The network's MTU: the largest its carrier allows (the physnet's, less the VXLAN
+    overhead for tenant networks), or a smaller one asked for."""
+    largest = settings.global_physnet_mtu if external else settings.vxlan_mtu
+    if mtu is None:
+        return largest
+    try:
+        value = int(mtu)
+    except (TypeError, ValueError):
+        raise BadRequest(f"mtu {mtu!r} is not a number") from None
+    if not MTU_MIN <= value <= largest:
+        kind = "an external" if external else "a VXLAN"
+        raise BadRequest(f"mtu {value} is outside {MTU_MIN}..{largest} for {kind} network "
+                         f"(physnet MTU {settings.global_physnet_mtu})")
+    return value
+
+
 def create_network(session: Session, settings: Settings, name: str, *, external: bool = False,
-                   physnet: str | None = None) -> notify.Outcome:
+                   physnet: str | None = None, mtu: str | int | None = None
+                   ) -> notify.Outcome:
     name = lookup.check_name(name, "network")
+    mtu = check_mtu(settings, external, mtu)
     if physnet is not None and not external:
         raise BadRequest("--physnet applies to external networks only")
     if external:
@@ -41,11 +61,11 @@ def create_network(session: Session, settings: Settings, name: str, *, external:
         if taken is not None:
             raise Conflict(f"physnet {physnet} already carries flat network {taken}")
         network = models.Network(name=name, external=True, network_type=FLAT,
-                                 physical_network=physnet, mtu=settings.global_physnet_mtu)
+                                 physical_network=physnet, mtu=mtu)
     else:
         network = models.Network(name=name, external=False, network_type=VXLAN,
                                  segmentation_id=_free_vni(session, settings.vni_ranges),
-                                 mtu=settings.vxlan_mtu)
+                                 mtu=mtu)
     session.add(network)
     session.flush()
     return notify.Outcome(network)

@@ -78,6 +78,15 @@ def fdb_entries(add: bool, entries: dict[str, Any], host: str | None = None) -> 
                         protocol.AGENT_NOTIFIER_VERSION, {"fdb_entries": entries}, host)
 
 
+def port_update(port_id: str, network_id: str, mac: str, host: str) -> Notification:
+    """The OVS agents' ``port_update``: the host the port is bound to fetches its details
+    again (allowed address pairs, a new binding)."""
+    port = {"id": port_id, "network_id": network_id, "mac_address": mac,
+            "binding:host_id": host}
+    return Notification(protocol.TOPIC_PORT_UPDATE, "port_update",
+                        protocol.AGENT_NOTIFIER_VERSION, {"port": port})
+
+
 def port_delete(port_id: str) -> Notification:
     return Notification(protocol.TOPIC_PORT_DELETE, "port_delete",
                         protocol.AGENT_NOTIFIER_VERSION, {"port_id": port_id})

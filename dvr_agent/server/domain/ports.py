@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from dvr_agent.rpc import protocol
 from dvr_agent.server.db import models
-from dvr_agent.server.domain import agents, macs, scheduler
+from dvr_agent.server.domain import agents, macs
 from dvr_agent.server.domain import notifications as notify
 from dvr_agent.server.domain.settings import Settings
 from dvr_agent.server.errors import Conflict
@@ -49,19 +49,6 @@ def is_vm_port(port: models.Port) -> bool:
 
 def subnet_ids(port: models.Port) -> list[str]:
     return sorted({ip.subnet_id for ip in port.fixed_ips})
-
-
-def arp_notifications(session: Session, port: models.Port, add: bool,
-                      ) -> list[notify.Notification]:
-    """One ``add_arp_entry``/``del_arp_entry`` per (router on the subnet, fixed IP).
-
-    Router interfaces are skipped: their address is the router itself, the same everywhere.
-    """
-    if port.device_owner in protocol.ROUTER_INTERFACE_OWNERS:
-        return []
-    routers = scheduler.routers_on_subnets(session, subnet_ids(port))
-    return [notify.arp_entry(add, router_id, ip.ip_address, port.mac_address, ip.subnet_id)
-            for ip in port.fixed_ips for router_id in routers.get(ip.subnet_id, ())]
 
 
 def active_on_host(session: Session, network_id: str, host: str,

@@ -1,8 +1,13 @@
-"""Distributed routers: interfaces, gateway (with its SNAT binding and csnat ports), deletion.
+"""Routers: interfaces, gateway (with its SNAT binding and csnat ports), deletion.
 
 Every operation here changes the router itself, so every host of the router hears
 ``routers_updated`` (version 1.1, as neutron-server sends it) and a host that stops hosting
 it hears ``router_removed_from_agent``; ``scheduler`` decides the hosts before and after.
+
+A distributed router is bound to a dvr_snat host only while it has a gateway, and gets a
+csnat port per subnet there. A legacy (centralized) router is bound to one dvr_snat host
+from its creation, and its interfaces are ordinary ports bound to that host
+(``network:router_interface``), as Neutron schedules legacy routers beside DVR ones.
 """
 
 from __future__ import annotations
@@ -12,18 +17,41 @@ from sqlalchemy.orm import Session
 
 from dvr_agent.rpc import protocol
 from dvr_agent.server.db import models
-from dvr_agent.server.domain import agents, ipam, lookup, ports, scheduler
+from dvr_agent.server.domain import (
+    address_pairs,
+    agents,
+    extra_routes,
+    ipam,
+    lookup,
+    ports,
+    scheduler,
+)
 from dvr_agent.server.domain import notifications as notify
 from dvr_agent.server.domain.settings import Settings
 from dvr_agent.server.errors import BadRequest, Conflict
 
-INTERFACE = protocol.DEVICE_OWNER_DVR_INTERFACE
+INTERFACE = protocol.DEVICE_OWNER_DVR_INTERFACE  # RouterPort.port_type of every interface
 CSNAT = protocol.DEVICE_OWNER_ROUTER_SNAT
 GATEWAY = protocol.DEVICE_OWNER_ROUTER_GW
 
 
-def create(session: Session, name: str) -> notify.Outcome:
-    router = models.Router(name=lookup.check_name(name, "router"))
+def interface_owner(router: models.Router) -> str:
+    """The device_owner agents see on the router's interface ports."""
+    return INTERFACE if router.distributed else protocol.DEVICE_OWNER_ROUTER_INTF
+
+
+def interface_host(router: models.Router) -> str:
+    """Where an interface port is bound: per host for DVR (distributed bindings), on the
+    router's one host for a legacy router."""
+    return "" if router.distributed else router.snat_host or ""
+
+
+def create(session: Session, settings: Settings, name: str,
+           distributed: bool = True) -> notify.Outcome:
+    router = models.Router(name=lookup.check_name(name, "router"), distributed=distributed)
+    if not distributed:
+        router.snat_host = scheduler.pick_snat_host(session, settings.now(),
+                                                    settings.agent_down_time)
     session.add(router)
     session.flush()
     return notify.Outcome(router)
@@ -42,8 +70,8 @@ def _add_router_port(session: Session, router: models.Router, port: models.Port,
     session.flush()
 
 
-def _add_csnat_port(session: Session, settings: Settings, router: models.Router,
-                    subnet: models.Subnet) -> None:
+def add_csnat_port(session: Session, settings: Settings, router: models.Router,
+                   subnet: models.Subnet) -> None:
     """The SNAT host's own address on an internal subnet (sg- in snat-R), never the gateway."""
     port = ports.new_port(session, settings, subnet.network, owner=CSNAT, device_id=router.id,
                           host=router.snat_host or "")
@@ -72,12 +100,13 @@ def add_interface(session: Session, settings: Settings, router_ref: str,
         raise Conflict(f"gateway {subnet.gateway_ip} of subnet {subnet.id} is in use by "
                        f"port {holder.port_id}")
     before = scheduler.hosting(session, [router.id])
-    port = ports.new_port(session, settings, subnet.network, owner=INTERFACE,
-                          device_id=router.id)
+    port = ports.new_port(session, settings, subnet.network, owner=interface_owner(router),
+                          device_id=router.id, host=interface_host(router))
     ipam.allocate(session, port, subnet, subnet.gateway_ip)
     _add_router_port(session, router, port, INTERFACE)
-    if ports.router_gateway_port(session, router.id) is not None and subnet.ip_version == 4:
-        _add_csnat_port(session, settings, router, subnet)
+    if router.distributed and ports.router_gateway_port(session, router.id) is not None \
+            and subnet.ip_version == 4:
+        add_csnat_port(session, settings, router, subnet)
     return notify.Outcome({"id": router.id, "port_id": port.id, "subnet_id": subnet.id,
                            "network_id": subnet.network_id},
                           _plan(session, before, router.id))
@@ -94,12 +123,12 @@ def _fips_via(session: Session, router_id: str, subnet_id: str | None = None) ->
     return sorted(f.floating_ip_address for f in fips)
 
 
-def _delete_csnat_ports(session: Session, router: models.Router,
-                        subnet_id: str | None = None) -> list[notify.Notification]:
+def delete_csnat_ports(session: Session, router: models.Router,
+                       subnet_id: str | None = None) -> list[notify.Notification]:
     notes: list[notify.Notification] = []
     for port in ports.router_ports(session, router.id, CSNAT):
         if subnet_id is None or subnet_id in ports.subnet_ids(port):
-            notes += ports.arp_notifications(session, port, add=False)
+            notes += address_pairs.port_notifications(session, port, add=False)
             notes += ports.delete_port(session, port)
     return notes
 
@@ -114,8 +143,12 @@ def remove_interface(session: Session, router_ref: str, subnet_ref: str) -> noti
     if fips:
         raise Conflict(f"floating IP(s) {', '.join(fips)} reach subnet {subnet.id} through "
                        f"router {router.id}; disassociate them first")
+    routes = extra_routes.needed_by(router, subnet.cidr)
+    if routes:
+        raise Conflict(f"route(s) {', '.join(routes)} of router {router.id} need subnet "
+                       f"{subnet.id}; remove them first")
     before = scheduler.hosting(session, [router.id])
-    notes = _delete_csnat_ports(session, router, subnet.id)
+    notes = delete_csnat_ports(session, router, subnet.id)
     notes += ports.delete_port(session, port)
     router.revision_number += 1
     session.flush()
@@ -137,17 +170,24 @@ def set_gateway(session: Session, settings: Settings, router_ref: str,
         raise Conflict(f"router {router.id} already has a gateway on network "
                        f"{current.network_id}; clear it first")
     before = scheduler.hosting(session, [router.id])
-    router.snat_host = scheduler.pick_snat_host(session, settings.now(),
-                                                settings.agent_down_time)
+    if router.distributed or router.snat_host is None:
+        router.snat_host = scheduler.pick_snat_host(session, settings.now(),
+                                                    settings.agent_down_time)
     gw = ports.new_port(session, settings, network, owner=GATEWAY, device_id=router.id,
                         host=router.snat_host or "")
     ipam.allocate_on_network(session, gw, network)
     _add_router_port(session, router, gw, GATEWAY)
+    if router.distributed:
+        add_csnat_ports(session, settings, router)
+    return notify.Outcome(router, _plan(session, before, router.id))
+
+
+def add_csnat_ports(session: Session, settings: Settings, router: models.Router) -> None:
+    """One csnat port per IPv4 interface subnet (a distributed router with a gateway)."""
     for subnet_id in sorted(interface_subnets(session, router.id)):
         subnet = session.get(models.Subnet, subnet_id)
         if subnet.ip_version == 4:
-            _add_csnat_port(session, settings, router, subnet)
-    return notify.Outcome(router, _plan(session, before, router.id))
+            add_csnat_port(session, settings, router, subnet)
 
 
 def clear_gateway(session: Session, router_ref: str) -> notify.Outcome:
@@ -160,9 +200,10 @@ def clear_gateway(session: Session, router_ref: str) -> notify.Outcome:
         raise Conflict(f"floating IP(s) {', '.join(fips)} use the gateway of router "
                        f"{router.id}; disassociate them first")
     before = scheduler.hosting(session, [router.id])
-    notes = _delete_csnat_ports(session, router)
+    notes = delete_csnat_ports(session, router)
     notes += ports.delete_port(session, gw)
-    router.snat_host = None
+    if router.distributed:
+        router.snat_host = None  # a legacy router keeps its host: it still routes there
     router.revision_number += 1
     session.flush()
     notes += _release_external_network(session, gw.network_id)
@@ -202,27 +243,37 @@ def delete(session: Session, router_ref: str) -> notify.Outcome:
 
 
 def schedule_unbound(session: Session, settings: Settings) -> list[notify.Notification]:
-    """Bind gateway routers that have no SNAT host yet to a live dvr_snat agent.
+    """Bind routers that need a host and have none to a live dvr_snat agent: gateway
+    routers (their snat namespace) and every legacy router.
 
     Runs when a dvr_snat agent appears or revives (Neutron auto-schedules then too), so a
     gateway set while no network node was up still gets its snat namespace.
     """
     notes: list[notify.Notification] = []
+    with_gateway = select(models.RouterPort.router_id).where(
+        models.RouterPort.port_type == GATEWAY)
     unbound = session.scalars(
-        select(models.Router).join(models.RouterPort,
-                                   models.RouterPort.router_id == models.Router.id)
-        .where(models.RouterPort.port_type == GATEWAY, models.Router.snat_host.is_(None))
+        select(models.Router)
+        .where(models.Router.snat_host.is_(None),
+               models.Router.id.in_(with_gateway) | models.Router.distributed.is_(False))
         .order_by(models.Router.created_at))
     for router in list(unbound):
         host = scheduler.pick_snat_host(session, settings.now(), settings.agent_down_time)
         if host is None:
             break
         before = scheduler.hosting(session, [router.id])
-        router.snat_host = host
-        for port in [ports.router_gateway_port(session, router.id),
-                     *ports.router_ports(session, router.id, CSNAT)]:
-            port.binding_host = host
-        router.revision_number += 1
-        session.flush()
+        bind(session, router, host)
         notes += _plan(session, before, router.id)
     return notes
+
+
+def bind(session: Session, router: models.Router, host: str) -> None:
+    """Put the router's centralized part on ``host``: its gateway and csnat ports, and all
+    its interfaces if it is a legacy router."""
+    router.snat_host = host
+    kinds = [GATEWAY, CSNAT] + ([] if router.distributed else [INTERFACE])
+    for kind in kinds:
+        for port in ports.router_ports(session, router.id, kind):
+            port.binding_host = host
+    router.revision_number += 1
+    session.flush()

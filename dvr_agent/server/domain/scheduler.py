@@ -1,9 +1,11 @@
 """Which hosts host a router, and which routers a host gets: the seed's rules, in one place.
 
-Router R is on host H iff H has a bound VM port (device_owner ``compute:*``) with a fixed IP
-on a subnet of one of R's interfaces, or H is R's SNAT host (R has a gateway and is bound to
-H's live dvr_snat agent). ``sync_routers``, ``get_router_ids``, the notification planner and
-``dvrctl router show`` all ask these functions, so they cannot disagree.
+A distributed router R is on host H iff H has a bound VM port (device_owner ``compute:*``)
+with a fixed IP on a subnet of one of R's interfaces, or H is R's SNAT host (R has a
+gateway and is bound to H's live dvr_snat agent). A legacy (centralized) router is on its
+bound host only, gateway or not: that host routes for every VM. ``sync_routers``,
+``get_router_ids``, the notification planner and ``dvrctl router show`` all ask these
+functions, so they cannot disagree.
 
 Neutron also counts DHCP ports (``host_dvr_for_dhcp``) and "related" routers sharing a
 subnet; neither exists here yet.
@@ -31,10 +33,12 @@ def _vm_hosts_query():
     """(router_id, host) pairs from VM ports on the subnets of the routers' interfaces."""
     return (
         select(models.RouterPort.router_id, _vm_port.binding_host).distinct()
+        .join(models.Router, models.Router.id == models.RouterPort.router_id)
         .join(_if_ip, _if_ip.port_id == models.RouterPort.port_id)
         .join(_vm_ip, _vm_ip.subnet_id == _if_ip.subnet_id)
         .join(_vm_port, _vm_port.id == _vm_ip.port_id)
         .where(models.RouterPort.port_type == protocol.DEVICE_OWNER_DVR_INTERFACE,
+               models.Router.distributed.is_(True),
                _vm_port.device_owner.startswith(protocol.DEVICE_OWNER_COMPUTE_PREFIX),
                _vm_port.binding_host != "")
     )
@@ -63,6 +67,8 @@ def hosts_of_router(session: Session, router_id: str) -> frozenset[str]:
 # this one runs on every get_router_ids and sync_routers.
 _ROUTERS_OF_HOST = union(
     select(models.RouterPort.router_id)
+    .join(models.Router, and_(models.Router.id == models.RouterPort.router_id,
+                              models.Router.distributed.is_(True)))
     .join(_if_ip, _if_ip.port_id == models.RouterPort.port_id)
     .join(_vm_ip, _vm_ip.subnet_id == _if_ip.subnet_id)
     .join(_vm_port, and_(_vm_port.id == _vm_ip.port_id,

@@ -13,7 +13,16 @@ from dvr_agent.rpc.transport import oslo_messaging
 from dvr_agent.server import management_protocol as api
 from dvr_agent.server import payloads
 from dvr_agent.server.db import models
-from dvr_agent.server.domain import agents, floatingips, lookup, networks, routers, vm_ports
+from dvr_agent.server.domain import (
+    agents,
+    extra_routes,
+    floatingips,
+    lookup,
+    networks,
+    router_kinds,
+    routers,
+    vm_ports,
+)
 from dvr_agent.server.errors import BadRequest, ManagementError, NotFound
 from dvr_agent.server.service import ControlPlane
 
@@ -34,9 +43,26 @@ def validate(command: Any, args: Any) -> dict[str, Any]:
     if missing:
         raise BadRequest(f"{command}: missing argument(s) {', '.join(missing)}")
     for key, value in args.items():
-        if value is not None and not isinstance(value, str | bool):
+        if key in spec.lists:
+            if value is not None and not (isinstance(value, list)
+                                          and all(isinstance(v, str) for v in value)):
+                raise BadRequest(f"{command}: argument {key} must be a list of strings")
+        elif value is not None and not isinstance(value, str | bool):
             raise BadRequest(f"{command}: argument {key} must be a string")
     return args
+
+
+def _flag(args: dict[str, Any], key: str) -> bool | None:
+    """A yes/no argument: a bool, or ``true``/``false`` (``up``/``down`` for admin state)."""
+    value = args.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    words = {"true": True, "false": False, "up": True, "down": False, "yes": True,
+             "no": False}
+    if value.lower() not in words:
+        raise BadRequest(f"{key.replace('_', '-')} must be true or false (or up/down, "
+                         f"yes/no; got {value!r})")
+    return words[value.lower()]
 
 
 class ManagementEndpoint:
@@ -50,7 +76,8 @@ class ManagementEndpoint:
             "network.create": lambda a: self._change(
                 lambda db: networks.create_network(db, s, a["name"],
                                                    external=bool(a.get("external")),
-                                                   physnet=a.get("physnet")), "network"),
+                                                   physnet=a.get("physnet"),
+                                                   mtu=a.get("mtu")), "network"),
             "network.list": lambda a: self._list(models.Network, _network_show),
             "network.show": lambda a: show(models.Network, a["network"], _network_show),
             "network.delete": lambda a: self._change(
@@ -62,7 +89,9 @@ class ManagementEndpoint:
             "subnet.list": lambda a: self._list(models.Subnet, _subnet_show),
             "subnet.show": lambda a: show(models.Subnet, a["subnet"], _subnet_show),
             "router.create": lambda a: self._change(
-                lambda db: routers.create(db, a["name"]), "router"),
+                lambda db: routers.create(db, s, a["name"],
+                                          distributed=_flag(a, "distributed") is not False),
+                "router"),
             "router.list": lambda a: self._list(models.Router, _router_show),
             "router.show": lambda a: show(models.Router, a["router"], _router_show),
             "router.delete": lambda a: self._change(lambda db: routers.delete(db, a["router"])),
@@ -74,9 +103,23 @@ class ManagementEndpoint:
                 lambda db: routers.set_gateway(db, s, a["router"], a["network"]), "router"),
             "router.clear_gateway": lambda a: self._change(
                 lambda db: routers.clear_gateway(db, a["router"]), "router"),
+            "router.update": lambda a: self._change(
+                lambda db: router_kinds.update(db, s, a["router"],
+                                               admin_state_up=_flag(a, "admin_state_up"),
+                                               distributed=_flag(a, "distributed")), "router"),
+            "router.add_route": lambda a: self._change(
+                lambda db: extra_routes.add(db, a["router"], a["destination"], a["nexthop"]),
+                "router"),
+            "router.remove_route": lambda a: self._change(
+                lambda db: extra_routes.remove(db, a["router"], a["destination"],
+                                               a["nexthop"]), "router"),
             "port.create": lambda a: self._change(
-                lambda db: vm_ports.create(db, s, a["network"], a["host"], ip=a.get("ip"),
+                lambda db: vm_ports.create(db, s, a["network"], a.get("host"), ip=a.get("ip"),
                                            mac=a.get("mac"), name=a.get("name")), "port"),
+            "port.update": lambda a: self._change(
+                lambda db: vm_ports.update(db, s, a["port"], host=a.get("host"),
+                                           allowed_addresses=a.get("allowed_addresses")),
+                "port"),
             "port.list": lambda a: self._list(models.Port, _port_show),
             "port.show": lambda a: show(models.Port, a["port"], _port_show),
             "port.delete": lambda a: self._change(lambda db: vm_ports.delete(db, a["port"])),
