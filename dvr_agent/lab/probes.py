@@ -30,9 +30,11 @@ CONNECT = ("import socket,sys,time\n"
            "    sys.exit(1)\n")
 
 
-def ping_ok(argv_prefix: list[str], address: str, count: int = 1) -> bool:
-    done = subprocess.run([*argv_prefix, "ping", "-c", str(count), "-W", "1", "-i", "0.2",
-                           address], capture_output=True)
+def ping_ok(argv_prefix: list[str], address: str, count: int = 1, wait: float = 1.0) -> bool:
+    """``count`` pings answered, each within ``wait`` seconds (a short ``wait`` makes a
+    loop of them measure a moment to a fraction of a second, not to the next second)."""
+    done = subprocess.run([*argv_prefix, "ping", "-c", str(count), "-W", f"{wait:g}", "-i",
+                           "0.2", address], capture_output=True)
     return done.returncode == 0
 
 

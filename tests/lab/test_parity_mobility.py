@@ -27,7 +27,7 @@ def _reached_at_new_place(lab, address: str, new_mac: str, since: float) -> floa
     wait_for(f"the upstream's ARP entry for {address} to move to {new_mac}",
              lambda: lab.upstream_neighbour(address) == new_mac, timeout=60, interval=0.05)
     moved = time.monotonic()
-    while not probes.ping_ok(probes.UPSTREAM, address):
+    while not probes.ping_ok(probes.UPSTREAM, address, wait=0.1):
         assert time.monotonic() - moved < 5, f"{address} not reached at its new place"
     took = time.monotonic() - moved
     print(f"{address}: upstream's entry moved {moved - since:.2f} s after the move was "
