@@ -6,9 +6,10 @@ nothing. Every write checks its whole input first (InvalidInput, nothing changed
 pyroute2's ``ensure`` does), and turns any other kernel error into a DriverError carrying
 the value and the errno, for the reconciler to retry or give up.
 
-Links, addresses and rules go through pyroute2. Neighbours and routes go through the
-hand-encoded batch of netlink_batch (one encoder for one route or ten thousand), because
-a cold sync writes tens of thousands of them.
+Addresses and rules, and changes of links, go through pyroute2. Neighbours and routes go
+through the hand-encoded batch of netlink_batch (one encoder for one route or ten
+thousand), because a cold sync writes tens of thousands of them; links are read through
+it too (the agent's own namespace holds thousands of veth ends).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from dvr_agent.drivers.netlink_batch import (
 from dvr_agent.drivers.netlink_read import (
     LinkInfo,
     address_of,
-    link_info,
+    link_of,
     neighbour_of,
     route_of,
     rule_of,
@@ -97,17 +98,14 @@ class Netlink:
     # ------------------------------------------------------------ read
 
     def links(self) -> dict[str, LinkInfo]:
-        return {info.name: info for info in map(link_info, self._kernel(self._ipr.link, "dump"))}
+        """Every device here, read through the batch socket's struct-decoded dump."""
+        return {info.name: info for info in map(link_of, self._batch_socket().links())}
 
     def link(self, name: str) -> LinkInfo | None:
         """One device by name, or None if there is none here."""
         check.device(name)
-        try:
-            return link_info(self._ipr.link("get", ifname=name)[0])
-        except NetlinkError as exc:
-            if exc.code == errno.ENODEV:
-                return None
-            raise self._error(f"reading link {name}", name, exc) from exc
+        entry = self._batch_socket().link(name)
+        return None if entry is None else link_of(entry)
 
     def addresses(self) -> frozenset[Address]:
         names = self._names()
@@ -148,7 +146,7 @@ class Netlink:
         return None if nsid is None or not 0 <= nsid < 2**31 else nsid
 
     def _names(self) -> dict[int, str]:
-        return {m["index"]: m.get_attr("IFLA_IFNAME") for m in self._kernel(self._ipr.link, "dump")}
+        return {info.index: info.name for info in self.links().values()}
 
     def _index(self, name: str) -> int | None:
         info = self.link(name)
