@@ -29,6 +29,7 @@ from dvr_agent.state import (
     KeyKind,
     KeyState,
     Link,
+    LinkKind,
     Namespace,
     cookie_for,
     split_key,
@@ -85,8 +86,20 @@ class ActualReader:
         self._drivers = drivers
         self._executor = executor
 
-    def host_links(self) -> Mapping[str, LinkView]:
-        return self._drivers.netlink(None).links()
+    def host_links(self, desired: Mapping[str, KeyState],
+                   aspects: Mapping[str, Aspect]) -> Mapping[str, LinkView]:
+        """The agent's own namespace's devices, as the diff of this batch needs them.
+
+        Read only when a key of the batch has its namespace devices read (NETNS): that
+        namespace holds a veth end per plugged port, thousands at scale, and a pass for an
+        ARP event must not list them. Otherwise the host ends are assumed, like the
+        devices they belong to.
+        """
+        if any(aspect & Aspect.NETNS for aspect in aspects.values()):
+            return self._drivers.netlink(None).links()
+        return {link.peer: _AssumedLink(link.peer, None, "", 0)
+                for want in desired.values() for ns in want.namespaces for link in ns.links
+                if link.kind is LinkKind.OVS_VETH}
 
     def read(self, desired: Mapping[str, KeyState], aspects: Mapping[str, Aspect],
              bridges: Iterable[str]) -> dict[str, ActualKey]:
