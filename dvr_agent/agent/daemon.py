@@ -117,7 +117,8 @@ class Daemon:
         self.fetcher.request_full_sync()
         # converge on complete facts only: a VIF or segment learnt a moment later would
         # mean its flows are removed by the first pass and added by the next one
-        while not (self.fetcher.full_syncs and self.fetcher.wait_idle(0.1)):
+        # (wait first: checking full_syncs first spun a core for the whole full sync)
+        while not (self.fetcher.wait_idle(0.1) and self.fetcher.full_syncs):
             if self.stopping.is_set():
                 return
         self._converge()
