@@ -18,6 +18,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import oslo_messaging
@@ -33,6 +34,7 @@ from dvr_agent.rpc.agent_clients import ServerApi
 LOG = logging.getLogger(__name__)
 
 MIN_CHUNK = 32
+ARP_CALLS_IN_FLIGHT = 8
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
 
 
@@ -66,6 +68,7 @@ class Fetcher:
         self._stopping = False
         self._busy = False
         self._failures = 0
+        self._calls = ThreadPoolExecutor(ARP_CALLS_IN_FLIGHT, thread_name_prefix="fetch")
         self.full_syncs = 0
         self.last_full_sync: float | None = None  # monotonic time of the last success
         self.last_full_sync_seconds: float | None = None
@@ -108,6 +111,7 @@ class Fetcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._calls.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------ the thread
 
@@ -258,12 +262,7 @@ class Fetcher:
         subnets, segments, gateways = self._core.read(
             lambda f: (sorted(f.subnets_without_arp_table()), _ports_without_segment(f),
                        _fip_networks_without_gateway(f)))
-        for subnet_id in subnets:
-            reply = self._call(self._api.get_ports_by_subnet, subnet_id)
-            ports = _parse_list(reply, models.Port.from_dict, f"get_ports_by_subnet({subnet_id})")
-            if ports is not None:
-                self._core.change(lambda f, s=subnet_id, p=ports: f.set_subnet_ports(s, p),
-                                  aspect=Aspect.NEIGH)
+        self._fetch_arp_tables(subnets)
         if segments:
             self._fetch_devices({port_id: "" for port_id in segments})
         for network_id in gateways:
@@ -277,6 +276,30 @@ class Fetcher:
                 LOG.warning("the server has no floating-IP gateway port for this host on "
                             "%s: its floating IPs wait", network_id)
             self._core.change(lambda f, n=network_id, p=port: f.set_fip_gateway_port(n, p))
+
+    def _fetch_arp_tables(self, subnets: list[str]) -> None:
+        """``get_ports_by_subnet`` for each subnet, ARP_CALLS_IN_FLIGHT calls at a time.
+
+        Neutron's API answers one subnet per call and a host with 1,000 routers has 2,000
+        subnets: one after the other, each call waited out a broker round trip and the
+        server's query (37 s in all; benchmarks/README.md, profile 3). In flight
+        together, the server builds one answer while the agent parses another.
+        """
+        def fetch(subnet_id: str) -> None:
+            reply = self._call(self._api.get_ports_by_subnet, subnet_id)
+            ports = _parse_list(reply, models.Port.from_dict, f"get_ports_by_subnet({subnet_id})")
+            if ports is not None:
+                self._core.change(lambda f: f.set_subnet_ports(subnet_id, ports),
+                                  aspect=Aspect.NEIGH)
+
+        if len(subnets) <= 1:
+            for subnet_id in subnets:
+                fetch(subnet_id)
+            return
+        futures = [self._calls.submit(fetch, subnet_id) for subnet_id in subnets]
+        failures = [exc for exc in (f.exception() for f in futures) if exc is not None]
+        if failures:  # the tables still missing are asked for again with the retry
+            raise failures[0]
 
     def _fetch_devices(self, devices: dict[str, str]) -> None:
         """Device details: the segment of each port's network; VIFs also become facts."""
