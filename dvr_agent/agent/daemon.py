@@ -34,6 +34,7 @@ from dvr_agent.agent.dataplane import NetlinkCache, build_drivers
 from dvr_agent.agent.fetcher import Fetcher
 from dvr_agent.agent.heartbeat import Heartbeat
 from dvr_agent.agent.housekeeping import Housekeeping
+from dvr_agent.agent.metrics import Metrics
 from dvr_agent.agent.notifications import (
     L3AgentNotifications,
     OvsAgentNotifications,
@@ -77,6 +78,7 @@ class Daemon:
         self.netlink = NetlinkCache()
         self.drivers = build_drivers(self.ovsdb, conf.ovs.ovs_rundir, self.netlink)
         self.queue = WorkQueue()
+        self.metrics = Metrics(queue_depth=lambda: len(self.queue))
         self.loop_alive = time.monotonic()
         self.last_pass: PassResult | None = None
         self.passes = 0
@@ -90,6 +92,7 @@ class Daemon:
 
     def start(self) -> None:
         started = time.monotonic()
+        self._serve_metrics()
         self.notifier.status("connecting to OVSDB")
         try:
             self.ovsdb.start()
@@ -100,9 +103,10 @@ class Daemon:
         self._saved = saved
         self.core = AgentCore(self.facts, self.queue)
         self.fetcher = Fetcher(self.core, self.api, self.conf.agent.sync_chunk_size,
-                               on_vif_details=lambda d, n: self.vifs.on_details(d, n))
+                               on_vif_details=lambda d, n: self.vifs.on_details(d, n),
+                               metrics=self.metrics)
         self.vifs = VifTracker(self.core, self.fetcher, self.ovsdb,
-                               self.conf.ovs.integration_bridge)
+                               self.conf.ovs.integration_bridge, self.metrics)
         self.reconciler = Reconciler(self.drivers, self.core.compile, self.core.wanted,
                                      self._bridges, self._refresh_ofports,
                                      workers=self.conf.agent.workers)
@@ -126,10 +130,22 @@ class Daemon:
         self.housekeeping = Housekeeping(self)
         self._spawn("housekeeping", self.housekeeping.run)
         self.ready.set()
+        self.metrics.startup.set(time.monotonic() - started)
         status = self.status_line(f"ready in {time.monotonic() - started:.1f} s with "
                                   f"{sum(self.initial_changes.values())} changes")
         LOG.info("dvr-agent on %s: %s", self.host, status)
         self.notifier.ready(status)
+
+    def _serve_metrics(self) -> None:
+        port, address = self.conf.agent.metrics_port, self.conf.agent.metrics_address
+        if not port:
+            return
+        try:
+            self.metrics.serve(port, address)
+        except OSError as exc:
+            raise FatalError(f"[agent] metrics_port {port} on {address}: "
+                             f"{exc.strerror or exc}") from None
+        LOG.info("Prometheus metrics on http://%s:%d/metrics", address, port)
 
     def _agent_config(self) -> AgentConfig:
         ovs = self.conf.ovs
@@ -187,8 +203,9 @@ class Daemon:
                          | f.set_tunnel_peers(tunnels))
 
     def _serve_notifications(self) -> None:
-        l3 = L3AgentNotifications(self.core, self.fetcher)
-        ovs = OvsAgentNotifications(self.core, self.fetcher, self.vifs, self.host)
+        l3 = L3AgentNotifications(self.core, self.fetcher, self.metrics)
+        ovs = OvsAgentNotifications(self.core, self.fetcher, self.vifs, self.host,
+                                    self.metrics)
         self._servers = rpc_servers(self.transport, self.host, l3, ovs)
         for server in self._servers:
             server.start()
@@ -239,6 +256,7 @@ class Daemon:
                 self.queue.succeeded(key)
         if result.follow_up:
             self.queue.put_many(result.follow_up, Aspect.FLOWS)
+        self.metrics.pass_done(result.seconds, result.changes, len(result.failed))
         self.passes += 1
         self.last_pass = result
         self.vifs.after_pass(self.queue.keys() | set(result.failed) | set(result.pending))
@@ -334,6 +352,7 @@ class Daemon:
             self.reconciler.close(wait=False)
         self.ovsdb.stop()
         self.netlink.close()
+        self.metrics.stop()
         faulthandler.cancel_dump_traceback_later()
 
 
