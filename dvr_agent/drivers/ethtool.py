@@ -72,6 +72,6 @@ def tx_checksum_off(namespace: str | None, device: str) -> bool:
         raise DriverError(f"{device}: tx checksum offload still on after turning it off",
                           obj=device, errno=errno.EOPNOTSUPP)
     if was_on:
-        LOG.info("tx checksum offload turned off on %s in %s", device,
+        LOG.debug("tx checksum offload turned off on %s in %s", device,
                  namespace or "agent namespace")
     return was_on

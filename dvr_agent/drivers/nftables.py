@@ -132,7 +132,7 @@ def replace(namespace: str, rules: NatRules) -> None:
     if rules:
         batch += render(rules)
     _write(namespace, batch)
-    LOG.info("nat in %s: %s", namespace, "replaced" if rules else "table deleted")
+    LOG.debug("nat in %s: %s", namespace, "replaced" if rules else "table deleted")
 
 
 def _write(namespace: str, commands: str) -> None:
