@@ -103,7 +103,7 @@ class ActualReader:
 
     def read(self, desired: Mapping[str, KeyState], aspects: Mapping[str, Aspect],
              bridges: Iterable[str]) -> dict[str, ActualKey]:
-        existing = self._drivers.namespaces.list()
+        existing = self._existing_namespaces(desired)
         jobs = {}
         for key, want in desired.items():
             wanted_ns = {ns.name: ns for ns in want.namespaces}
@@ -116,14 +116,18 @@ class ActualReader:
         flows = self._read_flows([k for k in desired if aspects[k] & Aspect.FLOWS],
                                  [b for b in bridges if b in bridges_now])
         replica = self._drivers.ovsdb.ports()
+        owned: dict[str, dict[str, PortView]] = {}
+        for name, port in replica.items():
+            owner = port.external_ids.get(OWNER_EXTERNAL_ID)
+            if owner in desired:
+                owned.setdefault(owner, {})[name] = port
         result = {}
         for key, want in desired.items():
             aspect = aspects[key]
             namespaces = {name: (jobs[name].result() if name in jobs else None)
                           for name in namespaces_of(key)}
             if aspect & Aspect.OVS:
-                ports = {n: p for n, p in replica.items()
-                         if p.external_ids.get(OWNER_EXTERNAL_ID) == key}
+                ports = owned.get(key, {})
                 bridge_view = bridges_now
             else:
                 ports = {p.name: _port_view_of(p, replica.get(p.name)) for p in want.ports}
@@ -134,6 +138,14 @@ class ActualReader:
                                     foreign_ports=foreign, bridges=bridge_view,
                                     flows=frozenset(key_flows))
         return result
+
+    def _existing_namespaces(self, desired: Mapping[str, KeyState]) -> set[str]:
+        """Which of the batch's namespaces exist: listed for a big batch, looked up one
+        by one for a small one (a listing stats every namespace, 1,000 at scale)."""
+        if len(desired) > BIG_BATCH:
+            return self._drivers.namespaces.list()
+        return {name for key in desired for name in namespaces_of(key)
+                if self._drivers.namespaces.exists(name)}
 
     def _read_namespace(self, name: str, want: Namespace | None,
                         aspect: Aspect) -> ActualNamespace:
