@@ -25,6 +25,10 @@ from dvr_agent.state import OWNER_EXTERNAL_ID
 
 LOG = logging.getLogger(__name__)
 IFACE_ID = "iface-id"
+# What a VIF coming or going can change: its tag, and flows (its network's and the DVR
+# delivery flows of the routers on its subnets). Namespaces do not depend on VIFs, so
+# their passes need not read a router's namespace (most of a VIF's pass at scale).
+VIF_ASPECTS = Aspect.OVS | Aspect.FLOWS
 
 
 def is_vif(port: PortInfo, integration_bridge: str) -> bool:
@@ -104,7 +108,8 @@ class VifTracker:
             if port_id is not None:
                 self._awaiting_up.pop(port_id, None)
                 self._plugged_at.pop(port_id, None)
-        keys = self._core.change(lambda f: f.remove_vif(name) | f.set_ofport(name, None))
+        keys = self._core.change(lambda f: f.remove_vif(name) | f.set_ofport(name, None),
+                                 aspect=VIF_ASPECTS)
         if port_id is not None:
             LOG.info("VIF %s (port %s) left %s", name, port_id, self._bridge)
             self._fetcher.report_devices(down=[port_id])
@@ -122,7 +127,8 @@ class VifTracker:
             if self._known.get(port_name) != vif.port_id:
                 return  # unplugged (or replaced) meanwhile
         ofport = self._ovsdb.ofport(port_name)
-        keys = self._core.change(lambda f: f.set_vif(vif) | f.set_ofport(port_name, ofport))
+        keys = self._core.change(lambda f: f.set_vif(vif) | f.set_ofport(port_name, ofport),
+                                 aspect=VIF_ASPECTS)
         with self._lock:
             self._awaiting_up[vif.port_id] = keys
 
