@@ -22,6 +22,11 @@ PRIORITY_EVENT = 0  # an RPC notification or a port event
 PRIORITY_RETRY = 1  # a key that failed or was pending
 PRIORITY_RESYNC = 2  # periodic comparison of the whole host
 
+# A periodic comparison goes in passes this small, and never rides along with an event,
+# so an event waits for one short pass at most (a pass over 512 keys took seconds at
+# 1,000 routers; benchmarks/README.md, profile 5).
+RESYNC_BATCH = 32
+
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 10.0
 
@@ -101,6 +106,10 @@ class WorkQueue:
                          if e.ready_at <= now]
                 if ready:
                     ready.sort()
+                    if ready[0][0] < PRIORITY_RESYNC:  # events and retries: no resync keys
+                        ready = [r for r in ready if r[0] < PRIORITY_RESYNC]
+                    else:
+                        max_keys = min(max_keys, RESYNC_BATCH)
                     taken = {}
                     for _, _, key in ready[:max_keys]:
                         entry = self._entries.pop(key)

@@ -1,7 +1,7 @@
 import threading
 import time
 
-from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_RESYNC, WorkQueue
+from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_RESYNC, RESYNC_BATCH, WorkQueue
 from dvr_agent.reconcile.actual import Aspect
 
 
@@ -83,3 +83,11 @@ def test_a_key_that_failed_keeps_its_waiters_until_it_succeeds():
     assert q.take(1, timeout=delay * 4) == {"router:a": Aspect.ALL}
     q.succeeded("router:a")
     assert waiter.done == ["router:a"]
+
+
+def test_a_periodic_comparison_goes_in_small_passes_apart_from_events():
+    q = WorkQueue()
+    q.put_many([f"router:{i}" for i in range(100)], priority=PRIORITY_RESYNC)
+    q.put("router:event", priority=PRIORITY_EVENT)
+    assert list(q.take(512, timeout=0)) == ["router:event"]
+    assert len(q.take(512, timeout=0)) == RESYNC_BATCH
