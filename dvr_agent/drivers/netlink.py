@@ -190,7 +190,7 @@ class Netlink:
             raise DriverError(f"adding veth {name}: its peer name {peer} is taken in "
                               f"{_where(peer_namespace)}", obj=name, errno=errno.EEXIST)
         LOG.debug("veth %s (peer %s in %s) added in %s", name, peer, _where(peer_namespace),
-                 _where(self.namespace))
+                  _where(self.namespace))
 
     def link_move(self, name: str, to_namespace: str | None) -> None:
         """Move device ``name`` from here to ``to_namespace`` (None: the agent's).
@@ -212,7 +212,7 @@ class Netlink:
         finally:
             os.close(fd)
         LOG.debug("link %s moved from %s to %s", name, _where(self.namespace),
-                 _where(to_namespace))
+                  _where(to_namespace))
 
     def link_set(self, name: str, *, mac: str | None = None, mtu: int | None = None,
                  up: bool | None = None) -> None:
@@ -263,7 +263,7 @@ class Netlink:
                 f"deleting {a.cidr} from {a.device}", a, ALREADY_GONE, self._ipr.addr, "del",
                 index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen):
             LOG.debug("address %s deleted from %s in %s", a.cidr, a.device,
-                     _where(self.namespace))
+                      _where(self.namespace))
 
     def rule_add(self, r: Rule) -> None:
         """Add a rule; the kernel refuses an identical one (NLM_F_EXCL), which is success."""
@@ -350,7 +350,7 @@ class Netlink:
                               obj=obj, errno=err)
         done = len(requests) - len(failures)
         LOG.debug("%s in %s: %d applied, %d already so", what, _where(self.namespace), done,
-                 len(failures))
+                  len(failures))
         return done
 
     # ------------------------------------------------------------ errors
