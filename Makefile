@@ -1,10 +1,11 @@
-# dvr-agent: `make demo` and `make test` work on a fresh Debian 12 / Ubuntu machine, as root.
+# dvr-agent: `make demo`, `make test` and `make bench` work on a fresh Debian 12 / Ubuntu
+# machine, as root.
 SHELL := /bin/bash
 VENV := .venv
 PIP := $(VENV)/bin/pip
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup system-packages venv demo test lint unit functional lab clean
+.PHONY: setup system-packages venv demo test lint unit functional lab bench bench-quick clean
 
 setup: system-packages venv
 
@@ -28,6 +29,14 @@ test: setup
 
 lint unit functional lab: setup
 	$(VENV)/bin/tox run -e $@
+
+# benchmarks/README.md: the standard set (< 20 min) writes benchmarks/results/latest.json
+bench: setup
+	$(VENV)/bin/python tests/isolated.py $(VENV)/bin/python -m benchmarks.run
+
+bench-quick: setup
+	$(VENV)/bin/python tests/isolated.py $(VENV)/bin/python -m benchmarks.run --quick \
+		--output benchmarks/results/quick.json
 
 clean:
 	rm -rf .tox build dist *.egg-info
