@@ -122,8 +122,9 @@ class Netlink:
         return frozenset(r for r in found if r is not None)
 
     def rules(self) -> frozenset[Rule]:
-        found = (rule_of(m) for family in (socket.AF_INET, socket.AF_INET6)
-                 for m in self._kernel(self._ipr.rule, "dump", family=family))
+        """Lookup rules, read through the batch socket's struct-decoded dump."""
+        found = (rule_of(e) for family in (socket.AF_INET, socket.AF_INET6)
+                 for e in self._batch_socket().rules(family))
         return frozenset(r for r in found if r is not None)
 
     def neighbours(self) -> frozenset[Neighbour]:
