@@ -13,6 +13,7 @@ them with the targets.
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import math
 import os
@@ -216,6 +217,19 @@ def table(results: dict, details: dict) -> str:
     return "\n".join(lines)
 
 
+def compile_agent() -> None:
+    """Byte-compile dvr_agent as a packaged install is at install time.
+
+    The checkout is installed editable and the test environment sets
+    PYTHONDONTWRITEBYTECODE, so every agent start compiled ~100 modules from source: a
+    third of a warm restart's CPU under load (benchmarks/README.md, profile 7), and
+    nothing a deployed agent pays.
+    """
+    import dvr_agent
+
+    compileall.compile_dir(os.path.dirname(dvr_agent.__file__), quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 100, one run, few samples")
@@ -230,6 +244,7 @@ def main(argv: list[str] | None = None) -> int:
               "python tests/isolated.py .venv/bin/python -m benchmarks.run", file=sys.stderr)
         return 2
     plan = QUICK if args.quick else STANDARD
+    compile_agent()
     output = os.path.abspath(args.output)
     profiler = probes.Profiler(os.path.abspath(args.profile) if args.profile else None)
     if args.workdir:

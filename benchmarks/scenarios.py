@@ -219,16 +219,25 @@ def vm_port_events(bench: Bench, samples: int, routers: range) -> list[float]:
             vm = stack.prepare_vm(f"plug{i % len(ports)}", port)
             latencies.append(plug_and_wait(bench, vm, status))
             tag = stack.ovs.vsctl("get", "Port", vm.tap, "tag").strip()
-            flows = stack.ovs.ofctl("--no-stats", "dump-flows", stack.ovs.mgmt("br-int"),
-                                    f"table=60,dl_dst={port.mac}")
-            if not tag.isdigit() or "output:" not in flows:
+            if not tag.isdigit() or not _delivered(stack, port.mac):
                 raise RuntimeError(f"{vm.tap} reported up without its tag ({tag}) or flows")
             stack.unplug_vm(vm)
-            probes.poll(f"port {port.id} DOWN", lambda p=port: status.status(p.id) == "DOWN",
-                        EVENT_TIMEOUT)
+            # the next sample starts on a quiet agent: the port reported down and its
+            # flows gone (the unplug's pass is over, it is not counted in the next plug)
+            probes.poll(f"port {port.id} DOWN and its flows gone",
+                        lambda p=port: (status.status(p.id) == "DOWN"
+                                        and not _delivered(stack, p.mac)),
+                        EVENT_TIMEOUT, 0.02)
     finally:
         status.close()
     return latencies
+
+
+def _delivered(stack: Stack, mac: str) -> bool:
+    """Whether br-int delivers to ``mac`` (the DVR flow in table 60 names its port)."""
+    flows = stack.ovs.ofctl("--no-stats", "dump-flows", stack.ovs.mgmt("br-int"),
+                            f"table=60,dl_dst={mac}")
+    return "output:" in flows
 
 
 def _first_reply(ping: subprocess.Popen, timeout: float) -> float:
