@@ -32,7 +32,7 @@ from dvr_agent.lab.rabbitmq import RabbitMQNode
 from dvr_agent.state import Address, Route
 from tests.fixtures.agent_proc import AgentProcess
 from tests.fixtures.dvr_server import DvrServer
-from tests.fixtures.ovs import PrivateOvs, add_test_bridge
+from tests.fixtures.ovs import OvsError, PrivateOvs, add_test_bridge
 
 UPSTREAM_NS = "bench-upstream"
 UPSTREAM_PORT = "bench-up0"  # its other end, on br-ex
@@ -46,6 +46,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def _exited(pid: int | None) -> bool:
+    """True once ``pid`` is gone or a zombie (PID 1 here reaps only now and then)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 @dataclass
@@ -84,10 +93,20 @@ class Stack:
         return self.ovs
 
     def stop_ovs(self) -> None:
-        if self.ovs is not None:
+        if self.ovs is None:
+            return
+        pid = self.ovs.vswitchd_pid
+        try:
             self.ovs.stop()
-            shutil.rmtree(self.ovs.basedir, ignore_errors=True)
-            self.ovs = None
+        except OvsError:
+            # right after 1,000 namespaces were deleted, ovs-vswitchd can sit in the kernel
+            # (state D, behind the RTNL lock the namespaces' teardown holds) longer than
+            # the fixture waits; it has had its SIGKILL: wait for it, then stop the rest
+            probes.poll(f"ovs-vswitchd (pid {pid}) to exit", lambda: _exited(pid),
+                        SETTLE_TIMEOUT, 0.5)
+            self.ovs.stop()
+        shutil.rmtree(self.ovs.basedir, ignore_errors=True)
+        self.ovs = None
 
     def _plug_upstream(self) -> None:
         """The upstream router on the external network: its eth0 holds the gateway address.
