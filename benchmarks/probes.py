@@ -158,6 +158,32 @@ def namespace_exists(name: str) -> bool:
     return os.path.exists(netns_path(name))
 
 
+def kernel_netns_cleanup_done(timeout: float) -> bool:
+    """Wait (at most ``timeout``) until no kernel worker runs the netns workqueue.
+
+    The kernel dismantles deleted namespaces later, in ``cleanup_net`` under RTNL, the
+    lock every veth creation takes: a cold start right after 1,000 namespaces were
+    deleted spent most of its time waiting for it (benchmarks/README.md, cold sync).
+    A worker doing that work is named ``kworker/...+netns``. Other engineers' tests
+    delete namespaces too, so this is best effort: False if it never went quiet.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(_comm(pid).endswith("+netns") for pid in os.listdir("/proc")
+                   if pid.isdigit()):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _comm(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/comm") as f:
+            return f.read().strip()
+    except OSError:  # gone meanwhile
+        return ""
+
+
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
     """Resident memory of ``pid`` in MiB (VmHWM: the peak since it started)."""
     with open(f"/proc/{pid}/status") as f:

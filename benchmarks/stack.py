@@ -205,6 +205,7 @@ class Stack:
                 AGENT_NAMESPACES.delete(name)
         probes.poll("the agent's old devices torn down", self._agent_devices_gone,
                     SETTLE_TIMEOUT, 0.1)
+        probes.kernel_netns_cleanup_done(SETTLE_TIMEOUT)
 
     def _agent_devices_gone(self) -> bool:
         """True once no host end of the agent's veths is left (the kernel deletes them
