@@ -1,11 +1,12 @@
-# dvr-agent: `make demo` and `make test` work on a fresh Debian 12 / Ubuntu machine, as root.
+# dvr-agent: `make demo`, `make test` and `make bench` work on a fresh Debian 12 / Ubuntu
+# machine, as root.
 SHELL := /bin/bash
 VENV := .venv
 PIP := $(VENV)/bin/pip
 INSTALLED := $(VENV)/.installed
 
 .PHONY: setup system-packages venv demo test lint unit functional lab load systemd \
-	container-lab image container-test clean
+	container-lab image container-test bench bench-quick clean
 
 setup: system-packages venv
 
@@ -53,6 +54,14 @@ image: setup
 # functional tests and a lab scenario in a privileged container from the image
 container-test: image
 	container/run-tests.sh
+
+# benchmarks/README.md: the standard set (< 20 min) writes benchmarks/results/latest.json
+bench: setup
+	$(VENV)/bin/python tests/isolated.py $(VENV)/bin/python -m benchmarks.run
+
+bench-quick: setup
+	$(VENV)/bin/python tests/isolated.py $(VENV)/bin/python -m benchmarks.run --quick \
+		--output benchmarks/results/quick.json
 
 clean:
 	rm -rf .tox build dist *.egg-info

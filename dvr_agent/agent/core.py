@@ -10,9 +10,10 @@ that serialises access to it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
+from dvr_agent.agent.metrics import EventTrace
 from dvr_agent.agent.workqueue import PRIORITY_EVENT, WorkQueue
 from dvr_agent.compiler import compile_key, wanted_keys
 from dvr_agent.facts import Facts
@@ -29,12 +30,16 @@ class AgentCore:
         self.queue = queue
 
     def change(self, mutate: Callable[[Facts], Iterable[str]], aspect: Aspect = Aspect.ALL,
-               priority: int = PRIORITY_EVENT) -> frozenset[str]:
-        """Apply ``mutate`` to the facts and queue the keys it touched."""
+               priority: int = PRIORITY_EVENT,
+               traces: Sequence[EventTrace] = ()) -> frozenset[str]:
+        """Apply ``mutate`` to the facts and queue the keys it touched; ``traces`` (the
+        events this change is made for) wait for those keys."""
         with self._lock:
             keys = frozenset(mutate(self._facts))
+        for trace in traces:
+            trace.touch(keys)
         if keys:
-            self.queue.put_many(keys, aspect, priority)
+            self.queue.put_many(keys, aspect, priority, traces)
         return keys
 
     def change_quietly(self, mutate: Callable[[Facts], Iterable[str]]) -> frozenset[str]:

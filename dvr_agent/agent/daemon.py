@@ -34,6 +34,7 @@ from dvr_agent.agent.dataplane import NetlinkCache, build_drivers
 from dvr_agent.agent.fetcher import Fetcher
 from dvr_agent.agent.heartbeat import Heartbeat
 from dvr_agent.agent.housekeeping import Housekeeping
+from dvr_agent.agent.metrics import Metrics
 from dvr_agent.agent.notifications import (
     L3AgentNotifications,
     OvsAgentNotifications,
@@ -80,6 +81,7 @@ class Daemon:
         self.garp = GarpSender(conf.agent.send_arp_for_ha, conf.agent.send_arp_interval)
         self.drivers = build_drivers(self.ovsdb, conf.ovs.ovs_rundir, self.netlink, self.garp)
         self.queue = WorkQueue()
+        self.metrics = Metrics(queue_depth=lambda: len(self.queue))
         self.loop_alive = time.monotonic()
         self.last_pass: PassResult | None = None
         self.passes = 0
@@ -94,6 +96,7 @@ class Daemon:
 
     def start(self) -> None:
         started = time.monotonic()
+        self._serve_metrics()
         self.notifier.status("connecting to OVSDB")
         try:
             self.ovsdb.start()
@@ -104,9 +107,10 @@ class Daemon:
         self._saved = saved
         self.core = AgentCore(self.facts, self.queue)
         self.fetcher = Fetcher(self.core, self.api, self.conf.agent.sync_chunk_size,
-                               on_vif_details=lambda d, n: self.vifs.on_details(d, n))
+                               on_vif_details=lambda d, n: self.vifs.on_details(d, n),
+                               metrics=self.metrics)
         self.vifs = VifTracker(self.core, self.fetcher, self.ovsdb,
-                               self.conf.ovs.integration_bridge)
+                               self.conf.ovs.integration_bridge, self.metrics)
         self.reconciler = Reconciler(self.drivers, self.core.compile, self.core.wanted,
                                      self._bridges, self._refresh_ofports,
                                      workers=self.conf.agent.workers)
@@ -122,7 +126,8 @@ class Daemon:
         self.fetcher.request_full_sync()
         # converge on complete facts only: a VIF or segment learnt a moment later would
         # mean its flows are removed by the first pass and added by the next one
-        while not (self.fetcher.full_syncs and self.fetcher.wait_idle(0.1)):
+        # (wait first: checking full_syncs first spun a core for the whole full sync)
+        while not (self.fetcher.wait_idle(0.1) and self.fetcher.full_syncs):
             if self.stopping.is_set():
                 return
         self._converge()
@@ -131,10 +136,22 @@ class Daemon:
         self.housekeeping.plant_canary()
         self._spawn("housekeeping", self.housekeeping.run)
         self.ready.set()
+        self.metrics.startup.set(time.monotonic() - started)
         status = self.status_line(f"ready in {time.monotonic() - started:.1f} s with "
                                   f"{sum(self.initial_changes.values())} changes")
         LOG.info("dvr-agent on %s: %s", self.host, status)
         self.notifier.ready(status)
+
+    def _serve_metrics(self) -> None:
+        port, address = self.conf.agent.metrics_port, self.conf.agent.metrics_address
+        if not port:
+            return
+        try:
+            self.metrics.serve(port, address)
+        except OSError as exc:
+            raise FatalError(f"[agent] metrics_port {port} on {address}: "
+                             f"{exc.strerror or exc}") from None
+        LOG.info("Prometheus metrics on http://%s:%d/metrics", address, port)
 
     def _agent_config(self) -> AgentConfig:
         ovs = self.conf.ovs
@@ -201,16 +218,23 @@ class Daemon:
                          | f.set_tunnel_peers(tunnels))
 
     def _serve_notifications(self) -> None:
-        l3 = L3AgentNotifications(self.core, self.fetcher)
-        ovs = OvsAgentNotifications(self.core, self.fetcher, self.vifs, self.host)
+        l3 = L3AgentNotifications(self.core, self.fetcher, self.metrics)
+        ovs = OvsAgentNotifications(self.core, self.fetcher, self.vifs, self.host,
+                                    self.metrics)
         self._servers = rpc_servers(self.transport, self.host, l3, ovs)
         for server in self._servers:
             server.start()
 
     def _converge(self) -> None:
-        """The first passes: everything wanted, then what is ours but no longer wanted."""
+        """The first passes: everything wanted, then what is ours but no longer wanted.
+
+        What learning the facts queued is taken along: left in the queue, every key got a
+        second, useless pass right after READY (at 1,000 routers, seconds of reads while
+        the first events wait).
+        """
         self.notifier.status("converging")
         keys = dict.fromkeys(self.core.wanted(), Aspect.ALL)
+        keys.update((k, Aspect.ALL) for k in self.queue.take(len(self.queue) + 1, timeout=0))
         changes = Counter()
         for _ in range(INITIAL_PASSES):
             result = self._run_pass(keys)
@@ -257,6 +281,7 @@ class Daemon:
                 self.queue.succeeded(key)
         if result.follow_up:
             self.queue.put_many(result.follow_up, Aspect.FLOWS)
+        self.metrics.pass_done(result.seconds, result.changes, len(result.failed))
         self.passes += 1
         self.last_pass = result
         self.vifs.after_pass(self.queue.keys() | set(result.failed) | set(result.pending))
@@ -364,6 +389,7 @@ class Daemon:
         self.garp.stop()
         self.ovsdb.stop()
         self.netlink.close()
+        self.metrics.stop()
         faulthandler.cancel_dump_traceback_later()
 
 

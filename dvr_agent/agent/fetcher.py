@@ -18,12 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import oslo_messaging
 
 from dvr_agent import models
 from dvr_agent.agent.core import AgentCore
+from dvr_agent.agent.metrics import EventTrace, Metrics
 from dvr_agent.agent.workqueue import PRIORITY_RESYNC
 from dvr_agent.facts import Facts
 from dvr_agent.models import PayloadError
@@ -34,6 +36,7 @@ from dvr_agent.rpc.agent_clients import ServerApi
 LOG = logging.getLogger(__name__)
 
 MIN_CHUNK = 32
+ARP_CALLS_IN_FLIGHT = 8
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # back within seconds of the server's return
 
 
@@ -49,6 +52,7 @@ class _Work:
     devices_up: set[str] = field(default_factory=set)
     devices_down: set[str] = field(default_factory=set)
     fip_statuses: dict[str, dict[str, str]] = field(default_factory=dict)  # router -> fip -> s
+    traces: list[EventTrace] = field(default_factory=list)  # events waiting for this work
 
     def __bool__(self) -> bool:
         return bool(self.full_sync or self.routers or self.devices or self.devices_up
@@ -57,9 +61,11 @@ class _Work:
 
 class Fetcher:
     def __init__(self, core: AgentCore, api: ServerApi, chunk_size: int,
-                 on_vif_details: Callable[[models.DeviceDetails, str], None]) -> None:
+                 on_vif_details: Callable[[models.DeviceDetails, str], None],
+                 metrics: Metrics) -> None:
         self._core = core
         self._api = api
+        self._metrics = metrics
         self._chunk = chunk_size
         self._on_vif_details = on_vif_details
         self._work = _Work()
@@ -67,6 +73,7 @@ class Fetcher:
         self._stopping = False
         self._busy = False
         self._failures = 0
+        self._calls = ThreadPoolExecutor(ARP_CALLS_IN_FLIGHT, thread_name_prefix="fetch")
         self.full_syncs = 0
         self.last_full_sync: float | None = None  # monotonic time of the last success
         self.last_full_sync_seconds: float | None = None
@@ -76,8 +83,14 @@ class Fetcher:
     def request_full_sync(self) -> None:
         self._add(lambda w: setattr(w, "full_sync", True))
 
-    def request_routers(self, router_ids) -> None:
-        self._add(lambda w: w.routers.update(router_ids))
+    def request_routers(self, router_ids, trace: EventTrace | None = None) -> None:
+        """Fetch these routers; ``trace`` (the event asking) waits for what follows."""
+        def add(w: _Work) -> None:
+            w.routers.update(router_ids)
+            if trace is not None:
+                trace.hold()
+                w.traces.append(trace)
+        self._add(add)
 
     def request_device(self, port_id: str, port_name: str) -> None:
         self._add(lambda w: w.devices.__setitem__(port_id, port_name))
@@ -109,6 +122,7 @@ class Fetcher:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._calls.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------ the thread
 
@@ -124,7 +138,10 @@ class Fetcher:
             try:
                 self.process(work)
                 self._failures = 0
+                for trace in work.traces:
+                    trace.release()
             except ServerUnavailable as exc:
+                self._metrics.error("server")
                 self._requeue(work)
                 delay = min(RETRY_FIRST * 2 ** self._failures, RETRY_MAX)
                 self._failures += 1
@@ -144,12 +161,12 @@ class Fetcher:
             work.full_sync = False
             work.routers.clear()
         if work.routers:
-            self._fetch_routers(sorted(work.routers))
+            self._fetch_routers(sorted(work.routers), work.traces)
             work.routers.clear()
         if work.devices:
-            self._fetch_devices(dict(work.devices))
+            self._fetch_devices(dict(work.devices), work.traces)
             work.devices.clear()
-        self._fill_what_routers_imply()
+        self._fill_what_routers_imply(work.traces)
         if work.devices_up or work.devices_down:
             self._call(self._api.update_device_list, sorted(work.devices_up),
                        sorted(work.devices_down))
@@ -169,6 +186,7 @@ class Fetcher:
             w.devices_down |= work.devices_down - w.devices_up
             for router_id, statuses in work.fip_statuses.items():
                 w.fip_statuses[router_id] = {**statuses, **w.fip_statuses.get(router_id, {})}
+            w.traces = work.traces + w.traces
         self._add(merge)
 
     @staticmethod
@@ -217,10 +235,11 @@ class Fetcher:
         self.full_syncs += 1
         self.last_full_sync = time.monotonic()
         self.last_full_sync_seconds = self.last_full_sync - started
+        self._metrics.full_sync.observe(self.last_full_sync_seconds)
         LOG.info("full sync: %d routers from the server, %d keys touched, %.2f s",
                  len(routers), len(keys), self.last_full_sync_seconds)
 
-    def _fetch_routers(self, router_ids: list[str]) -> None:
+    def _fetch_routers(self, router_ids: list[str], traces: list[EventTrace]) -> None:
         reply = self._call(self._api.sync_routers, router_ids)
         routers, keep = self._parse_routers(reply, router_ids)
         gone = set(router_ids) - {r.id for r in routers} - keep  # the server says: not here
@@ -232,7 +251,7 @@ class Fetcher:
             for router_id in sorted(gone):
                 keys |= facts.remove_router(router_id)
             return keys
-        self._core.change(update)
+        self._core.change(update, traces=traces)
 
     @staticmethod
     def _parse_routers(reply, requested: list[str]) -> tuple[list[models.Router], set[str]]:
@@ -257,18 +276,13 @@ class Fetcher:
 
     # ------------------------------------------------------------ what routers imply
 
-    def _fill_what_routers_imply(self) -> None:
+    def _fill_what_routers_imply(self, traces: list[EventTrace]) -> None:
         subnets, segments, gateways = self._core.read(
             lambda f: (sorted(f.subnets_without_arp_table()), _ports_without_segment(f),
                        _fip_networks_without_gateway(f)))
-        for subnet_id in subnets:
-            reply = self._call(self._api.get_ports_by_subnet, subnet_id)
-            ports = _parse_list(reply, models.Port.from_dict, f"get_ports_by_subnet({subnet_id})")
-            if ports is not None:
-                self._core.change(lambda f, s=subnet_id, p=ports: f.set_subnet_ports(s, p),
-                                  aspect=Aspect.NEIGH)
+        self._fetch_arp_tables(subnets, traces)
         if segments:
-            self._fetch_devices({port_id: "" for port_id in segments})
+            self._fetch_devices({port_id: "" for port_id in segments}, traces)
         for network_id in gateways:
             reply = self._call(self._api.get_agent_gateway_port, network_id)
             try:
@@ -279,9 +293,34 @@ class Fetcher:
             if port is None:
                 LOG.warning("the server has no floating-IP gateway port for this host on "
                             "%s: its floating IPs wait", network_id)
-            self._core.change(lambda f, n=network_id, p=port: f.set_fip_gateway_port(n, p))
+            self._core.change(lambda f, n=network_id, p=port: f.set_fip_gateway_port(n, p),
+                              traces=traces)
 
-    def _fetch_devices(self, devices: dict[str, str]) -> None:
+    def _fetch_arp_tables(self, subnets: list[str], traces: list[EventTrace]) -> None:
+        """``get_ports_by_subnet`` for each subnet, ARP_CALLS_IN_FLIGHT calls at a time.
+
+        Neutron's API answers one subnet per call and a host with 1,000 routers has 2,000
+        subnets: one after the other, each call waited out a broker round trip and the
+        server's query (37 s in all; benchmarks/README.md, profile 3). In flight
+        together, the server builds one answer while the agent parses another.
+        """
+        def fetch(subnet_id: str) -> None:
+            reply = self._call(self._api.get_ports_by_subnet, subnet_id)
+            ports = _parse_list(reply, models.Port.from_dict, f"get_ports_by_subnet({subnet_id})")
+            if ports is not None:
+                self._core.change(lambda f: f.set_subnet_ports(subnet_id, ports),
+                                  aspect=Aspect.NEIGH, traces=traces)
+
+        if len(subnets) <= 1:
+            for subnet_id in subnets:
+                fetch(subnet_id)
+            return
+        futures = [self._calls.submit(fetch, subnet_id) for subnet_id in subnets]
+        failures = [exc for exc in (f.exception() for f in futures) if exc is not None]
+        if failures:  # the tables still missing are asked for again with the retry
+            raise failures[0]
+
+    def _fetch_devices(self, devices: dict[str, str], traces: list[EventTrace]) -> None:
         """Device details: the segment of each port's network; VIFs also become facts."""
         reply = self._call(self._api.get_devices_details, sorted(devices))
         try:
@@ -293,7 +332,8 @@ class Fetcher:
             segment = models.Segment(network_type=device.network_type,
                                      segmentation_id=device.segmentation_id,
                                      physical_network=device.physical_network, mtu=device.mtu)
-            self._core.change(lambda f, d=device, s=segment: f.set_segment(d.network_id, s))
+            self._core.change(lambda f, d=device, s=segment: f.set_segment(d.network_id, s),
+                              traces=traces)
             if devices.get(device.port_id):
                 self._on_vif_details(device, devices[device.port_id])
         for port_id in (*details.unknown, *details.failed):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import oslo_messaging
@@ -19,7 +19,9 @@ import oslo_messaging
 from dvr_agent import models
 from dvr_agent.agent.core import AgentCore
 from dvr_agent.agent.fetcher import Fetcher
+from dvr_agent.agent.metrics import Metrics
 from dvr_agent.agent.vifs import VifTracker
+from dvr_agent.facts import Facts
 from dvr_agent.models import PayloadError
 from dvr_agent.models import fields as f
 from dvr_agent.reconcile.actual import Aspect
@@ -38,6 +40,7 @@ def _guarded(method: Callable[..., Any]) -> Callable[..., Any]:
             LOG.warning("%s rejected: %s", method.__name__, exc)
         except Exception:
             LOG.exception("%s failed; the agent keeps serving", method.__name__)
+        self._metrics.error("notification")
         return None
     return endpoint
 
@@ -47,38 +50,51 @@ class L3AgentNotifications:
 
     target = oslo_messaging.Target(version=protocol.L3_AGENT_ENDPOINT_VERSION)
 
-    def __init__(self, core: AgentCore, fetcher: Fetcher) -> None:
+    def __init__(self, core: AgentCore, fetcher: Fetcher, metrics: Metrics) -> None:
         self._core = core
         self._fetcher = fetcher
+        self._metrics = metrics
+
+    def _change(self, event: str, mutate: Callable[[Facts], Iterable[str]],
+                aspect: Aspect = Aspect.ALL) -> None:
+        """Change the facts for ``event``, timed until its keys are applied."""
+        trace = self._metrics.trace(event)
+        self._core.change(mutate, aspect=aspect, traces=(trace,))
+        trace.release()
+
+    def _fetch(self, event: str, router_ids) -> None:
+        """Fetch routers for ``event``, timed until what the answer changed is applied."""
+        trace = self._metrics.trace(event)
+        self._fetcher.request_routers(router_ids, trace)
+        trace.release()
 
     @_guarded
     def routers_updated(self, **kwargs):
-        self._fetcher.request_routers(models.router_ids(kwargs))
+        self._fetch("routers_updated", models.router_ids(kwargs))
 
     @_guarded
     def router_added_to_agent(self, **kwargs):
-        ids = f.field(kwargs, "payload", f.items(f.uuid))
-        self._fetcher.request_routers(ids)
+        self._fetch("router_added_to_agent", f.field(kwargs, "payload", f.items(f.uuid)))
 
     @_guarded
     def router_removed_from_agent(self, **kwargs):
         router_id = models.removed_router_id(kwargs)
-        self._core.change(lambda facts: facts.remove_router(router_id))
+        self._change("router_removed_from_agent", lambda facts: facts.remove_router(router_id))
 
     @_guarded
     def router_deleted(self, **kwargs):
         router_id = models.removed_router_id(kwargs)
-        self._core.change(lambda facts: facts.remove_router(router_id))
+        self._change("router_deleted", lambda facts: facts.remove_router(router_id))
 
     @_guarded
     def add_arp_entry(self, **kwargs):
         entry = models.ArpEntry.from_kwargs(kwargs)
-        self._core.change(lambda facts: facts.add_arp_entry(entry), aspect=Aspect.NEIGH)
+        self._change("add_arp_entry", lambda facts: facts.add_arp_entry(entry), Aspect.NEIGH)
 
     @_guarded
     def del_arp_entry(self, **kwargs):
         entry = models.ArpEntry.from_kwargs(kwargs)
-        self._core.change(lambda facts: facts.del_arp_entry(entry), aspect=Aspect.NEIGH)
+        self._change("del_arp_entry", lambda facts: facts.del_arp_entry(entry), Aspect.NEIGH)
 
     @_guarded
     def fipnamespace_delete_on_ext_net(self, **kwargs):
@@ -98,11 +114,13 @@ class OvsAgentNotifications:
 
     target = oslo_messaging.Target(version="1.9")
 
-    def __init__(self, core: AgentCore, fetcher: Fetcher, vifs: VifTracker, host: str) -> None:
+    def __init__(self, core: AgentCore, fetcher: Fetcher, vifs: VifTracker, host: str,
+                 metrics: Metrics) -> None:
         self._core = core
         self._fetcher = fetcher
         self._vifs = vifs
         self._host = host
+        self._metrics = metrics
 
     @_guarded
     def dvr_mac_address_update(self, **kwargs):

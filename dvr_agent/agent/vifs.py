@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Iterable
 
 from dvr_agent import models
 from dvr_agent.agent.core import AgentCore
 from dvr_agent.agent.fetcher import Fetcher
+from dvr_agent.agent.metrics import Metrics
 from dvr_agent.drivers.ovsdb import Ovsdb, PortEvent, PortInfo
 from dvr_agent.models import PayloadError
 from dvr_agent.reconcile.actual import Aspect
@@ -23,6 +25,10 @@ from dvr_agent.state import OWNER_EXTERNAL_ID
 
 LOG = logging.getLogger(__name__)
 IFACE_ID = "iface-id"
+# What a VIF coming or going can change: its tag, and flows (its network's and the DVR
+# delivery flows of the routers on its subnets). Namespaces do not depend on VIFs, so
+# their passes need not read a router's namespace (most of a VIF's pass at scale).
+VIF_ASPECTS = Aspect.OVS | Aspect.FLOWS
 
 
 def is_vif(port: PortInfo, integration_bridge: str) -> bool:
@@ -33,14 +39,16 @@ def is_vif(port: PortInfo, integration_bridge: str) -> bool:
 
 class VifTracker:
     def __init__(self, core: AgentCore, fetcher: Fetcher, ovsdb: Ovsdb,
-                 integration_bridge: str) -> None:
+                 integration_bridge: str, metrics: Metrics) -> None:
         self._core = core
         self._fetcher = fetcher
         self._ovsdb = ovsdb
         self._bridge = integration_bridge
+        self._metrics = metrics
         self._lock = threading.Lock()
         self._known: dict[str, str] = {}  # port name -> port id
         self._awaiting_up: dict[str, frozenset[str]] = {}  # port id -> keys to be done
+        self._plugged_at: dict[str, float] = {}  # port id -> when its port event came
 
     def start(self) -> None:
         """Take the VIFs present now, then follow OVSDB's port events."""
@@ -58,7 +66,7 @@ class VifTracker:
             return
         self._core.change(lambda f: f.set_ofport(port.name, port.ofport), aspect=Aspect.FLOWS)
         if is_vif(port, self._bridge):
-            self._seen(port)
+            self._seen(port, plugged_at=time.monotonic())
 
     def rescan(self) -> None:
         """Compare the whole replica with what we know (after a reconnect nothing is missed)."""
@@ -80,12 +88,16 @@ class VifTracker:
             name = next((n for n, p in self._known.items() if p == port_id), "")
         self._fetcher.request_device(port_id, name)
 
-    def _seen(self, port: PortInfo) -> None:
+    def _seen(self, port: PortInfo, plugged_at: float | None = None) -> None:
+        """Take note of a VIF; a new one's details are asked for. ``plugged_at``: when
+        its port event came (the start of its ``vif_plugged`` latency)."""
         port_id = port.external_ids[IFACE_ID]
         with self._lock:
             if self._known.get(port.name) == port_id:
                 return
             self._known[port.name] = port_id
+            if plugged_at is not None:
+                self._plugged_at[port_id] = plugged_at
         LOG.info("VIF %s (port %s) plugged into %s: asking the server for its details",
                  port.name, port_id, self._bridge)
         self._fetcher.request_device(port_id, port.name)
@@ -95,7 +107,9 @@ class VifTracker:
             port_id = self._known.pop(name, None)
             if port_id is not None:
                 self._awaiting_up.pop(port_id, None)
-        keys = self._core.change(lambda f: f.remove_vif(name) | f.set_ofport(name, None))
+                self._plugged_at.pop(port_id, None)
+        keys = self._core.change(lambda f: f.remove_vif(name) | f.set_ofport(name, None),
+                                 aspect=VIF_ASPECTS)
         if port_id is not None:
             LOG.info("VIF %s (port %s) left %s", name, port_id, self._bridge)
             self._fetcher.report_devices(down=[port_id])
@@ -113,17 +127,22 @@ class VifTracker:
             if self._known.get(port_name) != vif.port_id:
                 return  # unplugged (or replaced) meanwhile
         ofport = self._ovsdb.ofport(port_name)
-        keys = self._core.change(lambda f: f.set_vif(vif) | f.set_ofport(port_name, ofport))
+        keys = self._core.change(lambda f: f.set_vif(vif) | f.set_ofport(port_name, ofport),
+                                 aspect=VIF_ASPECTS)
         with self._lock:
             self._awaiting_up[vif.port_id] = keys
 
     def after_pass(self, still_busy: Iterable[str]) -> None:
         """Report up the VIFs none of whose keys is still queued, failed or pending."""
         busy = set(still_busy)
+        now = time.monotonic()
         with self._lock:
             ready = [p for p, keys in self._awaiting_up.items() if not keys & busy]
             for port_id in ready:
                 del self._awaiting_up[port_id]
+            plugged = [self._plugged_at.pop(p) for p in ready if p in self._plugged_at]
+        for when in plugged:
+            self._metrics.event_latency.labels(event="vif_plugged").observe(now - when)
         if ready:
             LOG.info("VIFs wired: %s", ", ".join(sorted(ready)))
             self._fetcher.report_devices(up=ready)

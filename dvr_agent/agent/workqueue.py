@@ -12,7 +12,9 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from dvr_agent.reconcile.actual import Aspect
 
@@ -21,8 +23,19 @@ PRIORITY_RETRY = 1  # a key that failed or was pending
 PRIORITY_RESYNC = 2  # a full sync with the server
 PRIORITY_VERIFY = 3  # the periodic comparison of the host with the facts (drift)
 
+# A periodic comparison goes in passes this small, and never rides along with an event,
+# so an event waits for one short pass at most (a pass over 512 keys took seconds at
+# 1,000 routers; benchmarks/README.md, profile 5).
+RESYNC_BATCH = 32
+
 BACKOFF_FIRST = 0.05
 BACKOFF_MAX = 10.0
+
+
+class Waiter(Protocol):
+    """Something waiting for keys to be applied (metrics.EventTrace)."""
+
+    def key_done(self, key: str) -> None: ...
 
 
 @dataclass
@@ -32,6 +45,7 @@ class _Entry:
     seq: int
     ready_at: float
     queued_at: float
+    waiters: list[Waiter] = field(default_factory=list)
 
 
 class Batch(dict):
@@ -46,39 +60,50 @@ class WorkQueue:
     def __init__(self) -> None:
         self._entries: dict[str, _Entry] = {}
         self._attempts: dict[str, int] = {}
+        self._in_pass: dict[str, list[Waiter]] = {}  # waiters of keys taken, not yet done
         self._cond = threading.Condition()
         self._seq = itertools.count()
         self._closed = False
 
     def put(self, key: str, aspect: Aspect = Aspect.ALL, priority: int = PRIORITY_EVENT,
-            delay: float = 0.0) -> None:
+            delay: float = 0.0, waiters: Sequence[Waiter] = ()) -> None:
         now = time.monotonic()
         with self._cond:
             entry = self._entries.get(key)
             if entry is None:
-                self._entries[key] = _Entry(aspect, priority, next(self._seq), now + delay, now)
+                entry = self._entries[key] = _Entry(aspect, priority, next(self._seq),
+                                                    now + delay, now)
             else:
                 entry.aspect |= aspect
                 if priority < entry.priority:
                     entry.priority, entry.seq = priority, next(self._seq)
                 entry.ready_at = min(entry.ready_at, now + delay)
+            entry.waiters.extend(waiters)
             self._cond.notify()
 
-    def put_many(self, keys, aspect: Aspect = Aspect.ALL,
-                 priority: int = PRIORITY_EVENT) -> None:
+    def put_many(self, keys: Iterable[str], aspect: Aspect = Aspect.ALL,
+                 priority: int = PRIORITY_EVENT, waiters: Sequence[Waiter] = ()) -> None:
         for key in keys:
-            self.put(key, aspect, priority)
+            self.put(key, aspect, priority, waiters=waiters)
 
     def retry(self, key: str, aspect: Aspect = Aspect.ALL) -> float:
-        """Queue a failed key again after a backoff that doubles with each failure."""
+        """Queue a failed key again after a backoff that doubles with each failure (its
+        waiters keep waiting)."""
         attempt = self._attempts.get(key, 0)
         self._attempts[key] = attempt + 1
         delay = min(BACKOFF_FIRST * (2 ** attempt), BACKOFF_MAX)
-        self.put(key, aspect, PRIORITY_RETRY, delay)
+        with self._cond:
+            waiters = self._in_pass.pop(key, [])
+        self.put(key, aspect, PRIORITY_RETRY, delay, waiters)
         return delay
 
     def succeeded(self, key: str) -> None:
+        """The pass of a taken key is done: its waiters hear of it."""
         self._attempts.pop(key, None)
+        with self._cond:
+            waiters = self._in_pass.pop(key, [])
+        for waiter in waiters:
+            waiter.key_done(key)
 
     def take(self, max_keys: int, timeout: float | None = None) -> Batch:
         """Up to ``max_keys`` ready keys, most urgent first; empty on timeout or close."""
@@ -90,9 +115,18 @@ class WorkQueue:
                          if e.ready_at <= now]
                 if ready:
                     ready.sort()
-                    taken = [(k, self._entries.pop(k)) for _, _, k in ready[:max_keys]]
-                    return Batch(((k, e.aspect) for k, e in taken),
-                                 {k: e.priority for k, e in taken})
+                    if ready[0][0] < PRIORITY_RESYNC:  # events and retries: no resync keys
+                        ready = [r for r in ready if r[0] < PRIORITY_RESYNC]
+                    else:
+                        max_keys = min(max_keys, RESYNC_BATCH)
+                    batch = Batch()
+                    for _, _, key in ready[:max_keys]:
+                        entry = self._entries.pop(key)
+                        batch[key] = entry.aspect
+                        batch.priorities[key] = entry.priority
+                        if entry.waiters:
+                            self._in_pass.setdefault(key, []).extend(entry.waiters)
+                    return batch
                 wait = None if deadline is None else deadline - now
                 nearest = min((e.ready_at for e in self._entries.values()), default=None)
                 if nearest is not None:

@@ -140,7 +140,7 @@ class Namespaces:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 raise
-        LOG.info("namespace %s created", name)
+        LOG.debug("namespace %s created", name)
         return True
 
     def delete(self, name: str) -> bool:
@@ -167,7 +167,7 @@ class Namespaces:
                 raise DriverError(f"removing {path}: {exc.strerror}", obj=name,
                                   errno=exc.errno) from exc
         if mounted:
-            LOG.info("namespace %s deleted", name)
+            LOG.debug("namespace %s deleted", name)
         return mounted
 
     def _check_ours(self, name: str) -> None:

@@ -10,7 +10,10 @@ carries its own sequence number, so every error maps back to the entry that caus
 Measured here (benchmarks/netlink_bench.py, 2 shared cores): permanent neighbours ~100k/s
 written and ~110k/s deleted, 10k and 40k alike, against ~3.5k/s one pyroute2 call at a
 time; routes ~75k/s. The neighbour dump is decoded here too (~125k-185k entries/s
-against ~8k/s through pyroute2), since a warm restart reads all 40,000 back.
+against ~8k/s through pyroute2), since a warm restart reads all 40,000 back; and so are
+links, dumped or asked for by name: pyroute2 decodes a link in ~0.5 ms, and the agent's
+own namespace holds the host end of every veth it plugs (2,000+ at 1,000 routers), so one
+dump of it through pyroute2 took over a second (benchmarks/README.md, profile 1).
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ SO_RCVBUFFORCE = 33
 
 NLMSG_ERROR = 2
 NLMSG_DONE = 3
+RTM_NEWLINK, RTM_GETLINK = 16, 18
 RTM_NEWROUTE, RTM_DELROUTE = 24, 25
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
+RTM_GETRULE = 34
 
 NLM_F_REQUEST = 0x1
 NLM_F_ACK = 0x4
@@ -46,6 +51,11 @@ DELETE = NLM_F_REQUEST | NLM_F_ACK
 
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 NDA_DST, NDA_LLADDR = 1, 2
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO = 1, 3, 4, 5, 10, 18
+IFLA_EXT_MASK, IFLA_LINK_NETNSID = 29, 37
+IFLA_INFO_KIND = 1
+FRA_SRC, FRA_IIFNAME, FRA_PRIORITY, FRA_TABLE = 2, 3, 6, 15
+RTEXT_FILTER_SKIP_STATS = 1 << 3  # counters are most of a link message; we never read them
 NUD_PERMANENT = 0x80
 RTPROT_STATIC = 4
 RT_SCOPE_UNIVERSE, RT_SCOPE_LINK, RT_SCOPE_NOWHERE = 0, 253, 255
@@ -57,7 +67,11 @@ _NDMSG = struct.Struct("=BxxxiHBB")  # family, (pad), ifindex, state, flags, typ
 # family, dst_len, src_len, tos, table, protocol, scope, type, flags
 _RTMSG = struct.Struct("=BBBBBBBBI")
 _NLATTR = struct.Struct("=HH")  # len, type
+_IFINFOMSG = struct.Struct("=BxHiII")  # family, (pad), type, index, flags, change
+# fib_rule_hdr: family, dst_len, src_len, tos, table, (res1, res2), action, flags
+_FIB_RULE_HDR = struct.Struct("=BBBBBxxBI")
 _U32 = struct.Struct("=I")
+_S32 = struct.Struct("=i")
 _ERR = struct.Struct("=i")
 
 # Messages per sendmsg. The kernel handles a sendmsg's messages one after the other and
@@ -138,14 +152,19 @@ def parse_messages(data: bytes) -> Iterator[tuple[int, int, int, bytes]]:
         offset += (length + 3) & ~3
 
 
-def parse_attrs(body: bytes, offset: int) -> dict[int, bytes]:
-    """The attributes of a message body from ``offset`` on, by type (flags bits masked)."""
+def parse_attrs(body: bytes, offset: int,
+                wanted: frozenset[int] | None = None) -> dict[int, bytes]:
+    """The attributes of a message body from ``offset`` on, by type (flags bits masked);
+    only those in ``wanted`` if given (a link carries ~40, of which we read 7)."""
     attrs = {}
-    while offset + _NLATTR.size <= len(body):
-        length, kind = _NLATTR.unpack_from(body, offset)
-        if length < _NLATTR.size:
+    unpack, end = _NLATTR.unpack_from, len(body)
+    while offset + 4 <= end:
+        length, kind = unpack(body, offset)
+        if length < 4:
             break
-        attrs[kind & 0x3FFF] = body[offset + _NLATTR.size:offset + length]
+        kind &= 0x3FFF
+        if wanted is None or kind in wanted:
+            attrs[kind] = body[offset + 4:offset + length]
         offset += (length + 3) & ~3
     return attrs
 
@@ -168,6 +187,70 @@ def parse_neighbour(body: bytes) -> NeighbourEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class LinkEntry:
+    """One link of a dump (or a get by name), decoded as far as the agent reads links."""
+
+    index: int
+    flags: int
+    name: str
+    kind: str | None  # IFLA_INFO_KIND: 'veth', 'tun', ... (None: a plain device such as lo)
+    address: bytes | None
+    mtu: int
+    link: int | None  # IFLA_LINK: a veth's other end, by its index in its own namespace
+    link_netnsid: int | None  # IFLA_LINK_NETNSID: the nsid of the namespace that end is in
+    master: int | None
+
+
+def _string(value: bytes) -> str:
+    return value.split(b"\0", 1)[0].decode()
+
+
+def link_request(name: str | None) -> bytes:
+    """ifinfomsg (+ IFLA_IFNAME for a get by name), asking the kernel to leave out stats."""
+    body = _IFINFOMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0)
+    if name is not None:
+        body += _attr(IFLA_IFNAME, name.encode() + b"\0")
+    return body + _attr(IFLA_EXT_MASK, _U32.pack(RTEXT_FILTER_SKIP_STATS))
+
+
+_LINK_ATTRS = frozenset({IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER,
+                         IFLA_LINKINFO, IFLA_LINK_NETNSID})
+
+
+def parse_link(body: bytes) -> LinkEntry:
+    _family, _type, index, flags, _change = _IFINFOMSG.unpack_from(body, 0)
+    attrs = parse_attrs(body, _IFINFOMSG.size, _LINK_ATTRS)
+    info = parse_attrs(attrs[IFLA_LINKINFO], 0) if IFLA_LINKINFO in attrs else {}
+    return LinkEntry(
+        index=index, flags=flags, name=_string(attrs.get(IFLA_IFNAME, b"")),
+        kind=_string(info[IFLA_INFO_KIND]) if IFLA_INFO_KIND in info else None,
+        address=attrs.get(IFLA_ADDRESS), mtu=_U32.unpack(attrs[IFLA_MTU])[0],
+        link=_U32.unpack(attrs[IFLA_LINK])[0] if IFLA_LINK in attrs else None,
+        link_netnsid=(_S32.unpack(attrs[IFLA_LINK_NETNSID])[0]
+                      if IFLA_LINK_NETNSID in attrs else None),
+        master=_U32.unpack(attrs[IFLA_MASTER])[0] if IFLA_MASTER in attrs else None)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleEntry:
+    """One rule of a dump: its header, and its attributes by type (FRA_*), undecoded."""
+
+    family: int
+    dst_len: int
+    src_len: int
+    tos: int
+    table: int
+    action: int
+    attrs: dict[int, bytes]
+
+
+def parse_rule(body: bytes) -> RuleEntry:
+    family, dst_len, src_len, tos, table, action, _flags = _FIB_RULE_HDR.unpack_from(body, 0)
+    return RuleEntry(family, dst_len, src_len, tos, table, action,
+                     parse_attrs(body, _FIB_RULE_HDR.size))
+
+
+@dataclass(frozen=True, slots=True)
 class Request:
     """One message of a batch, and the entry it is about (named in its error)."""
 
@@ -186,11 +269,19 @@ class BatchSocket:
         sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
         sock.bind((0, 0))
         self._sock = sock
+        # poll, not select: with a socket or two per namespace, a thousand routers take
+        # the agent past descriptor 1024, which select() cannot watch
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
         self._seq = 0
         self._lock = threading.Lock()  # one batch at a time: ACKs are read by sequence
 
     def close(self) -> None:
         self._sock.close()
+
+    def _readable(self) -> bool:
+        """Wait until an answer can be read; False after ACK_TIMEOUT."""
+        return bool(self._poll.poll(ACK_TIMEOUT * 1000))
 
     def execute(self, requests: Iterable[Request]) -> list[tuple[object, int]]:
         """Send every request; return (obj, errno) of each one the kernel refused.
@@ -216,14 +307,54 @@ class BatchSocket:
         pyroute2 decodes a dump at ~8k entries/s here; a warm restart reads back 40,000
         permanent entries, which struct does in a fraction of a second.
         """
+        return [parse_neighbour(body) for body in self._consistent_dump(
+            "neighbour", RTM_GETNEIGH, _NDMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))]
+
+    def links(self) -> list[LinkEntry]:
+        """Dump every link, decoded with struct (consistent: retried if interrupted)."""
+        return [parse_link(body) for body in
+                self._consistent_dump("link", RTM_GETLINK, link_request(None))]
+
+    def rules(self, family: int) -> list[RuleEntry]:
+        """Dump the rules of ``family``, decoded with struct.
+
+        pyroute2 took ~3 ms a namespace for the two families (its generic decoder), most
+        of reading a router's namespace back: seconds of a warm restart at 1,000 routers
+        (benchmarks/README.md, profile 8).
+        """
+        return [parse_rule(body) for body in self._consistent_dump(
+            "rule", RTM_GETRULE, _FIB_RULE_HDR.pack(family, 0, 0, 0, 0, 0, 0))]
+
+    def _consistent_dump(self, what: str, kind: int, payload: bytes) -> list[bytes]:
+        """A dump's answers, retried while the kernel flags it interrupted (NLM_F_DUMP_INTR:
+        the table changed meanwhile, the answer may miss or repeat entries)."""
         with self._lock:
             for _attempt in range(5):
-                entries, interrupted = self._dump(RTM_GETNEIGH,
-                                                  _NDMSG.pack(socket.AF_UNSPEC, 0, 0, 0, 0))
+                entries, interrupted = self._dump(kind, payload)
                 if not interrupted:
-                    return [parse_neighbour(body) for body in entries]
-        raise DriverError("neighbour dump: the table kept changing during the dump",
+                    return entries
+        raise DriverError(f"{what} dump: the table kept changing during the dump",
                           errno=errnos.EINTR)
+
+    def link(self, name: str) -> LinkEntry | None:
+        """The link called ``name``, or None if there is none in this namespace."""
+        with self._lock:
+            self._seq += 1
+            seq = self._seq
+            self._sock.sendall(nlmsg(RTM_GETLINK, NLM_F_REQUEST, seq, link_request(name)))
+            while True:
+                if not self._readable():
+                    raise DriverError(f"link {name}: no answer", errno=errnos.ETIMEDOUT)
+                for kind, _flags, msg_seq, body in parse_messages(self._sock.recv(1 << 16)):
+                    if msg_seq != seq:
+                        continue  # a late ACK of an abandoned batch
+                    if kind == NLMSG_ERROR:
+                        err = -_ERR.unpack_from(body, 0)[0]
+                        if err == errnos.ENODEV:
+                            return None
+                        raise DriverError(f"link {name}: {os.strerror(err)}", obj=name,
+                                          errno=err)
+                    return parse_link(body)
 
     def _dump(self, kind: int, payload: bytes) -> tuple[list[bytes], bool]:
         """The bodies of a dump's answers, and whether the kernel flagged it inconsistent."""
@@ -233,8 +364,7 @@ class BatchSocket:
         bodies: list[bytes] = []
         interrupted = False
         while True:
-            ready, _, _ = select.select([self._sock], [], [], ACK_TIMEOUT)
-            if not ready:
+            if not self._readable():
                 raise DriverError("netlink dump: no answer", errno=errnos.ETIMEDOUT)
             for msg_kind, flags, msg_seq, body in parse_messages(self._sock.recv(1 << 20)):
                 if msg_seq != seq:
@@ -260,8 +390,7 @@ class BatchSocket:
                               errno=exc.errno) from exc
         failures = []
         while pending:
-            ready, _, _ = select.select([self._sock], [], [], ACK_TIMEOUT)
-            if not ready:
+            if not self._readable():
                 raise DriverError(f"netlink batch: no ACK for {len(pending)} messages "
                                   f"in {ACK_TIMEOUT:.0f} s", obj=next(iter(pending.values())),
                                   errno=errnos.ETIMEDOUT)

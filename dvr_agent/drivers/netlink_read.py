@@ -1,7 +1,7 @@
 """Turning dumped messages into the values of state.py, in canonical form.
 
-Links, addresses, routes and rules come as pyroute2 messages; neighbours as the entries
-of the batch socket's struct-decoded dump (netlink_batch), which is ~15x faster.
+Addresses and routes come as pyroute2 messages; links, neighbours and rules as the
+entries of the batch socket's struct-decoded dumps (netlink_batch), which is 15-100x faster.
 
 Only what the agent can own is returned, so the reconciler's ``actual - desired`` never
 proposes to delete what the kernel made itself: no IPv6 link-local or host-scope
@@ -14,19 +14,27 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from dvr_agent.drivers.netlink_batch import (
+    FRA_IIFNAME,
+    FRA_PRIORITY,
+    FRA_SRC,
+    FRA_TABLE,
     NUD_PERMANENT,
     RTN_UNICAST,
     RTPROT_STATIC,
+    LinkEntry,
     NeighbourEntry,
+    RuleEntry,
 )
 from dvr_agent.drivers.netlink_values import LOCAL_TABLE
 from dvr_agent.state import Address, Neighbour, Route, Rule
 
 IFF_UP = 0x1
+_U32 = struct.Struct("=I")
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_HOST = 254
 FR_ACT_TO_TBL = 1
@@ -36,9 +44,9 @@ DEFAULT_RULES = frozenset({
     (socket.AF_INET6, 0, 255), (socket.AF_INET6, 32766, 254),
 })
 # rule selectors that Rule cannot express: a rule using one is somebody else's
-_FOREIGN_RULE_ATTRS = ("FRA_DST", "FRA_OIFNAME", "FRA_FWMARK", "FRA_FWMASK", "FRA_L3MDEV",
-                       "FRA_UID_RANGE", "FRA_IP_PROTO", "FRA_SPORT_RANGE", "FRA_DPORT_RANGE",
-                       "FRA_GOTO", "FRA_TUN_ID")
+# (linux/fib_rules.h: FRA_DST, FRA_GOTO, FRA_FWMARK, FRA_TUN_ID, FRA_FWMASK, FRA_OIFNAME,
+# FRA_L3MDEV, FRA_UID_RANGE, FRA_IP_PROTO, FRA_SPORT_RANGE, FRA_DPORT_RANGE)
+_FOREIGN_RULE_ATTRS = frozenset({1, 4, 10, 12, 16, 17, 19, 20, 22, 23, 24})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,23 +70,19 @@ class LinkInfo:
     master: int | None = None
 
 
-def link_info(msg) -> LinkInfo:
-    linkinfo = msg.get_attr("IFLA_LINKINFO")
-    kind = linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo is not None else None
-    mac = msg.get_attr("IFLA_ADDRESS")
-    peer = msg.get_attr("IFLA_LINK")
-    peer_nsid = msg.get_attr("IFLA_LINK_NETNSID")
+def link_of(entry: LinkEntry) -> LinkInfo:
+    peer, peer_nsid = entry.link, entry.link_netnsid
     return LinkInfo(
-        index=msg["index"],
-        name=msg.get_attr("IFLA_IFNAME"),
-        kind=kind,
-        mac=mac.lower() if mac else None,
-        mtu=msg.get_attr("IFLA_MTU"),
-        up=bool(msg["flags"] & IFF_UP),
+        index=entry.index,
+        name=entry.name,
+        kind=entry.kind,
+        mac=entry.address.hex(":") if entry.address else None,
+        mtu=entry.mtu,
+        up=bool(entry.flags & IFF_UP),
         # in another namespace the peer may well have the same index as this end
-        peer_index=peer if peer and (peer != msg["index"] or peer_nsid is not None) else None,
+        peer_index=peer if peer and (peer != entry.index or peer_nsid is not None) else None,
         peer_namespace_id=peer_nsid,
-        master=msg.get_attr("IFLA_MASTER"),
+        master=entry.master,
     )
 
 
@@ -114,22 +118,22 @@ def route_of(msg, names: Mapping[int, str]) -> Route | None:
     )
 
 
-def rule_of(msg) -> Rule | None:
+def rule_of(entry: RuleEntry) -> Rule | None:
     """Lookup rules on source and/or input device, without the kernel's default rules.
 
     A rule without a source reads the same in IPv4 and IPv6; as a Rule it is one value.
     """
-    family = msg["family"]
-    table = msg.get_attr("FRA_TABLE") or msg["table"]
-    priority = msg.get_attr("FRA_PRIORITY") or 0
-    src = msg.get_attr("FRA_SRC")
-    iif = msg.get_attr("FRA_IIFNAME")
-    if msg["action"] != FR_ACT_TO_TBL or msg["dst_len"] or msg["tos"] \
-            or any(msg.get_attr(a) is not None for a in _FOREIGN_RULE_ATTRS):
+    attrs = entry.attrs
+    table = _U32.unpack(attrs[FRA_TABLE])[0] if FRA_TABLE in attrs else entry.table
+    priority = _U32.unpack(attrs[FRA_PRIORITY])[0] if FRA_PRIORITY in attrs else 0
+    src = socket.inet_ntop(entry.family, attrs[FRA_SRC]) if FRA_SRC in attrs else None
+    iif = attrs[FRA_IIFNAME].split(b"\0", 1)[0].decode() if FRA_IIFNAME in attrs else None
+    if entry.action != FR_ACT_TO_TBL or entry.dst_len or entry.tos \
+            or not _FOREIGN_RULE_ATTRS.isdisjoint(attrs):
         return None
-    if src is None and iif is None and (family, priority, table) in DEFAULT_RULES:
+    if src is None and iif is None and (entry.family, priority, table) in DEFAULT_RULES:
         return None
-    src_net = str(ipaddress.ip_network(f"{src}/{msg['src_len']}")) if src else None
+    src_net = str(ipaddress.ip_network(f"{src}/{entry.src_len}")) if src else None
     return Rule(priority=priority, table=table, src=src_net, iif=iif)
 
 

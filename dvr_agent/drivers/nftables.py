@@ -11,18 +11,25 @@ as a unit, so a listing sees the old table or the new one, never an empty or hal
 one, and a rule the kernel refuses (``dnat`` in postrouting) leaves the old table as it
 was. An empty NatRules deletes the table.
 
-How nft is run: libnftables (the library behind the ``nft`` command) through ctypes, on
-a short-lived thread that setns()es into the namespace (``netns_thread.run_in_netns``).
-PyPI has no maintained binding: there is no ``nftables`` distribution, only unmaintained
-copies of Debian's ``python3-nftables`` (itself a ~600-line ctypes wrapper, mostly JSON
-helpers, installed outside our virtualenv); we need four C calls, so they are bound here.
+How nft is run. Reads: libnftables (the library behind the ``nft`` command) through
+ctypes, on a short-lived thread that setns()es into the namespace
+(``netns_thread.run_in_netns``). PyPI has no maintained binding: there is no ``nftables``
+distribution, only unmaintained copies of Debian's ``python3-nftables`` (itself a
+~600-line ctypes wrapper, mostly JSON helpers, installed outside our virtualenv); we need
+four C calls, so they are bound here. Writes: the ``nft`` command, in a child process
+entered into the namespace (``nsenter --net``). libnftables 1.0.6 sends a write batch
+through mnl_batch_talk(), which waits with select(): when its socket is descriptor 1024 or
+above, glibc's FD_SET check aborts the whole process ("bit out of range 0 - FD_SETSIZE").
+The agent keeps a socket or more per namespace, so from a few hundred routers on every new
+socket, libnftables' too, is above 1024 (benchmarks/README.md, profile 2); a child has a
+descriptor table of its own. Reads do not select() and stay in-process.
 Measured with ``benchmarks/ovs_bench.py nft`` (1,000 namespaces, read + replace in each,
-median of 3): libnftables on a thread 13.8 s, ``nsenter --net=... nft`` 19.7 s. Most of
-either is the kernel: one nf_tables commit in a namespace takes ~13 ms of *waiting*
-(an RCU grace period on this kernel), not CPU, so the same work on 16 threads takes 1.4 s
-(~700 namespaces/s), and a pass that only reads (nothing to change) takes 0.5 s in all.
-So: read first and replace only what differs, and let the reconciler replace namespaces
-in parallel when many change at once.
+median of 3): libnftables on a thread 13.8 s, ``nsenter --net=... nft`` 19.7 s; one write
+~14 ms against ~17 ms. Most of either is the kernel: one nf_tables commit in a namespace
+takes ~13 ms of *waiting* (an RCU grace period on this kernel), not CPU, so the same work
+on 16 threads takes 1.4 s (~700 namespaces/s), and a pass that only reads (nothing to
+change) takes 0.5 s in all. So: read first and replace only what differs, and let the
+reconciler replace namespaces in parallel when many change at once.
 """
 
 from __future__ import annotations
@@ -31,10 +38,12 @@ import ctypes
 import ctypes.util
 import errno
 import logging
+import subprocess
 import threading
 
 from dvr_agent.drivers.errors import DriverError, InvalidInput
-from dvr_agent.drivers.netns_thread import run_in_netns
+from dvr_agent.drivers.namespaces import is_namespace_mount
+from dvr_agent.drivers.netns_thread import netns_path, run_in_netns
 from dvr_agent.state import NatRules
 
 LOG = logging.getLogger(__name__)
@@ -47,6 +56,8 @@ CHAINS = (
     ("postrouting", "type nat hook postrouting priority srcnat; policy accept;"),
     ("output", "type nat hook output priority -100; policy accept;"),
 )
+NSENTER, NFT = "nsenter", "nft"
+WRITE_TIMEOUT = 60.0
 _FORBIDDEN = ("\n", "\r", ";", "{", "}", "#")  # would end the rule or open a block in the batch
 
 
@@ -120,8 +131,25 @@ def replace(namespace: str, rules: NatRules) -> None:
     batch = f"add table {FAMILY} {TABLE}\ndelete table {FAMILY} {TABLE}\n"
     if rules:
         batch += render(rules)
-    _run(namespace, batch)
-    LOG.info("nat in %s: %s", namespace, "replaced" if rules else "table deleted")
+    _write(namespace, batch)
+    LOG.debug("nat in %s: %s", namespace, "replaced" if rules else "table deleted")
+
+
+def _write(namespace: str, commands: str) -> None:
+    """Run a write batch with ``nft -f -`` in a child inside ``namespace`` (see above)."""
+    path = netns_path(namespace)
+    if not is_namespace_mount(path):
+        raise DriverError(f"namespace {namespace} does not exist", obj=namespace,
+                          errno=errno.ENOENT)
+    try:
+        proc = subprocess.run([NSENTER, f"--net={path}", "--", NFT, "-f", "-"],
+                              input=commands, capture_output=True, text=True,
+                              timeout=WRITE_TIMEOUT, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DriverError(f"nft in {namespace}: {exc}", obj=namespace) from exc
+    if proc.returncode != 0:
+        raise DriverError(f"nft in {namespace}: {proc.stderr.strip() or 'failed'}",
+                          obj=namespace)
 
 
 # ---------------------------------------------------------------- libnftables

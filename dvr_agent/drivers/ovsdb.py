@@ -34,14 +34,13 @@ from ovsdbapp.backend.ovs_idl import idlutils
 
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.ovsdb_monitor import (
+    PortCache,
     PortCallback,
     PortEvent,
     PortInfo,
     PortWatch,
     ReplicaIdl,
     read_bridges,
-    read_ports,
-    read_vm_ports,
     usable_ofport,
 )
 from dvr_agent.drivers.ovsdb_txn import Change, build
@@ -76,6 +75,7 @@ class Ovsdb:
         self._wake_r, self._wake_w = -1, -1
         self._generation = 0  # how many times the replica was (re)loaded from the server
         self._watch = PortWatch()
+        self._cache = PortCache()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -143,12 +143,14 @@ class Ovsdb:
             reloaded = idl.state == MONITORING and not was_monitoring
             if reloaded:
                 self._generation += 1
-            changed = idl.take_changed_ports()
+            rows_changed = idl.take_changed_ports()
             if idl.change_seqno != seen or reloaded:
                 seen = idl.change_seqno
+                changed = (self._cache.rebuild(idl) if reloaded
+                           else self._cache.update(idl, rows_changed))
                 if self._watch.callbacks:
                     resync = reloaded and self._generation > 1
-                    events = self._watch.changes(idl, None if reloaded else changed, resync)
+                    events = self._watch.changes(self._cache, changed, resync)
                 self._cond.notify_all()
             poller = ovs.poller.Poller()
             idl.wait(poller)
@@ -167,8 +169,10 @@ class Ovsdb:
             return read_bridges(self._idl)
 
     def ports(self, bridge: str | None = None) -> dict[str, PortInfo]:
+        """Every port (of ``bridge``), from the values kept current by the IDL thread."""
         with self._cond:
-            return read_ports(self._idl, bridge)
+            return {n: p for n, p in self._cache.ports.items()
+                    if bridge is None or p.bridge == bridge}
 
     def ofport(self, name: str) -> int | None:
         """The ofport of interface ``name``; None if it has none (yet) or does not exist.
@@ -198,7 +202,7 @@ class Ovsdb:
         """
         with self._cond:
             if not self._watch.callbacks:
-                self._watch.reset(read_vm_ports(self._idl))
+                self._watch.reset(self._cache.vm_ports())
             self._watch.callbacks.append(callback)
 
     # ------------------------------------------------------------ writes

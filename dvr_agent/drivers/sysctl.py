@@ -113,7 +113,7 @@ def sysctls_set(namespace: str | None, values: Mapping[str, str]) -> int:
         return 0
     changed = _in_namespace(namespace, _write_changed, paths, values)
     for key in changed:
-        LOG.info("sysctl %s=%s set in %s", key, values[key], namespace or "agent namespace")
+        LOG.debug("sysctl %s=%s set in %s", key, values[key], namespace or "agent namespace")
     return len(changed)
 
 

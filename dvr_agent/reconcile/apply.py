@@ -92,11 +92,11 @@ class Applier:
                     if link.kind is not LinkKind.OVS_VETH or not result.ok(diff.key):
                         continue
                     handle = self._d.netlink(ns.name)
-                    if link.name in handle.links():
+                    if handle.link(link.name) is not None:
                         continue
                     try:
                         host = host or self._d.netlink(None)
-                        if link.peer in host.links():  # its namespace end died: start over
+                        if host.link(link.peer) is not None:  # its namespace end died
                             host.link_del(link.peer)
                         handle.veth_add(link.name, link.peer, None)
                         self._d.tx_checksum_off(None, link.peer)
@@ -150,14 +150,12 @@ class Applier:
         for name in ns.links_del:
             handle.link_del(name)
             counts["links"] += 1
-        host_links = set(self._d.netlink(None).links()) if (ns.links or ns.replug) else set()
         for link in ns.replug:
             handle.link_del(link.name)  # the orphan left by an ovs-vswitchd restart
         present = handle.links()
         missing: set[str] = set()
         for link in [*ns.replug, *ns.links]:
-            if link.name not in present and not self._bring_in(link, ns.name, handle,
-                                                                host_links):
+            if link.name not in present and not self._bring_in(link, ns.name, handle):
                 missing.add(link.name)
                 continue
             handle.link_set(link.name, mac=link.mac, mtu=link.mtu, up=True)
@@ -196,19 +194,23 @@ class Applier:
         deferred = (len(ns.sysctls) - len(sysctls)) + (len(ns.neigh_add) - len(adds))
         return bool(missing or deferred), counts
 
-    def _bring_in(self, link: Link, namespace: str, handle: NetlinkHandle,
-                  host_links: set[str]) -> bool:
-        """Get a missing device into ``namespace``; False when it cannot happen yet."""
+    def _bring_in(self, link: Link, namespace: str, handle: NetlinkHandle) -> bool:
+        """Get a missing device into ``namespace``; False when it cannot happen yet.
+
+        Devices elsewhere are looked up by name, never by listing: the agent's own
+        namespace holds a veth end or tap per plugged port (thousands at scale).
+        """
         if link.kind is LinkKind.OVS_INTERNAL:
-            if link.name not in host_links:
+            host = self._d.netlink(None)
+            if host.link(link.name) is None:
                 return False  # ovs-vswitchd has not made the tap yet
-            self._d.netlink(None).link_move(link.name, namespace)
+            host.link_move(link.name, namespace)
             return True
         if link.kind is LinkKind.VETH:
             if not self._d.namespaces.exists(link.peer_namespace):
                 return False  # the other key creates its namespace; we retry
             peer_side = self._d.netlink(link.peer_namespace)
-            if link.peer in peer_side.links():
+            if peer_side.link(link.peer) is not None:
                 return False  # being created from the other side right now
             handle.veth_add(link.name, link.peer, link.peer_namespace)
             self._d.tx_checksum_off(link.peer_namespace, link.peer)

@@ -81,7 +81,7 @@ class Reconciler:
         desired = self._desired(keys)
         bridges = list(self._bridges())
         actual = self._reader.read(desired, keys, bridges)
-        host_links = self._reader.host_links()
+        host_links = self._reader.host_links(desired, keys)
         diffs = [diff_key(desired[k], actual[k], host_links) for k in sorted(desired)]
         changing = [d for d in diffs if d.size()]
         if changing:

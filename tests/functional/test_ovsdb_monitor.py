@@ -98,3 +98,23 @@ def test_apply_from_a_port_event_callback_is_refused_instead_of_deadlocking(ovs,
     _add_vm_port(ovs, "tap-vm1", "port-1")
     assert "deadlock" in str(errors.get(timeout=WAIT))
     assert "tap-vm1" in driver.ports()
+
+
+def test_a_port_moved_to_another_bridge_is_read_on_its_new_bridge(ovs, watched):
+    """The same Port row taken from one bridge's ports and given to another's: no change of
+    the Port row itself, only of the two Bridge rows (the driver keeps port values and
+    re-reads only what changed; this is the change it must not miss)."""
+    driver, events = watched
+    driver.apply(add_bridges=[Bridge("br-two", "netdev")])
+    _add_vm_port(ovs, "tap-vm1", "port-1")
+    _next(events, "added", "tap-vm1")
+    uuid = ovs.vsctl("get", "Port", "tap-vm1", "_uuid").strip()
+    ovs.vsctl("remove", "Bridge", "br-int", "ports", uuid, "--",
+              "add", "Bridge", "br-two", "ports", uuid)
+    while _next(events, "updated", "tap-vm1").port.bridge != "br-two":
+        pass  # an earlier update (the ofport arriving) may come first
+    assert driver.ports("br-two")["tap-vm1"].bridge == "br-two"
+    assert "tap-vm1" not in driver.ports("br-int")
+    ovs.vsctl("remove", "Bridge", "br-two", "ports", uuid)
+    _next(events, "removed", "tap-vm1")
+    assert "tap-vm1" not in driver.ports()

@@ -171,6 +171,9 @@ class _Netlink:
     def links(self):
         return dict(self._me.links)
 
+    def link(self, name: str):
+        return self._me.links.get(name)
+
     def addresses(self) -> frozenset[Address]:
         return frozenset(self._me.addresses)
 

@@ -1,7 +1,7 @@
 import threading
 import time
 
-from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_RESYNC, WorkQueue
+from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_RESYNC, RESYNC_BATCH, WorkQueue
 from dvr_agent.reconcile.actual import Aspect
 
 
@@ -53,3 +53,41 @@ def test_close_releases_a_waiting_taker():
     q = WorkQueue()
     threading.Timer(0.05, q.close).start()
     assert q.take(1) == {}
+
+
+class _Waiter:
+    def __init__(self) -> None:
+        self.done: list[str] = []
+
+    def key_done(self, key: str) -> None:
+        self.done.append(key)
+
+
+def test_waiters_hear_when_their_key_has_been_applied():
+    q = WorkQueue()
+    waiter = _Waiter()
+    q.put_many(["router:a", "router:b"], Aspect.NEIGH, waiters=[waiter])
+    taken = q.take(10, timeout=0)
+    q.succeeded("router:a")
+    assert waiter.done == ["router:a"]
+    assert set(taken) == {"router:a", "router:b"}
+
+
+def test_a_key_that_failed_keeps_its_waiters_until_it_succeeds():
+    q = WorkQueue()
+    waiter = _Waiter()
+    q.put("router:a", waiters=[waiter])
+    q.take(1, timeout=0)
+    delay = q.retry("router:a")
+    assert waiter.done == []
+    assert q.take(1, timeout=delay * 4) == {"router:a": Aspect.ALL}
+    q.succeeded("router:a")
+    assert waiter.done == ["router:a"]
+
+
+def test_a_periodic_comparison_goes_in_small_passes_apart_from_events():
+    q = WorkQueue()
+    q.put_many([f"router:{i}" for i in range(100)], priority=PRIORITY_RESYNC)
+    q.put("router:event", priority=PRIORITY_EVENT)
+    assert list(q.take(512, timeout=0)) == ["router:event"]
+    assert len(q.take(512, timeout=0)) == RESYNC_BATCH
