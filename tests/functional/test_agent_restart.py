@@ -96,7 +96,8 @@ def test_sigkill_at_10_random_points_of_a_full_sync_converges_without_leftovers(
     reference = shape(w.ovs)
     assert set(reference["namespaces"]) == wanted
     seed = int(os.environ.get("DVR_TEST_SEED", random.randrange(1 << 32)))
-    points = sorted(random.Random(seed).uniform(syncing, ready) for _ in range(10))
+    rng = random.Random(seed)
+    points = sorted(rng.uniform(syncing, ready) for _ in range(10))
     print(f"full sync from {syncing:.2f} s to {ready:.2f} s after start; SIGKILL at "
           f"{', '.join(f'{p:.2f}' for p in points)} (DVR_TEST_SEED={seed})")
     for point in points:
