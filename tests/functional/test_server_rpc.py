@@ -18,7 +18,7 @@ from dvr_agent.ctl.client import ManagementClient
 from dvr_agent.rpc import protocol as p
 from dvr_agent.rpc import transport as rpc_transport
 from tests.fixtures.dvr_server import DvrServer
-from tests.fixtures.fake_agents import FakeHost, settle
+from tests.fixtures.fake_agents import FakeHost, settle, stop_all
 from tests.fixtures.server_world import l3_state
 
 NEUTRON_MAC = re.compile(r"^FA-16-3F(-[0-9A-F]{2}){3}$")
@@ -59,8 +59,7 @@ def hosts(transport, server):
             assert host.report() == "new"
         yield made
     finally:
-        for host in made.values():
-            host.stop()
+        stop_all(list(made.values()))
 
 
 def l3_heard(hosts) -> dict[str, set[tuple[str, str]]]:
