@@ -243,12 +243,14 @@ def _delivered(stack: Stack, mac: str) -> bool:
 def _first_reply(ping: subprocess.Popen, timeout: float) -> float:
     """The wall-clock time (ping -D) of the first echo reply ping prints."""
     deadline = time.monotonic() + timeout
+    last = ""
     for line in ping.stdout:
         if "bytes from" in line:
             return float(line[1:line.index("]")])
+        last = line.strip() or last
         if time.monotonic() > deadline:
             break
-    raise probes.Timeout("no echo reply from the floating IP")
+    raise probes.Timeout(f"no echo reply from the floating IP (ping's last words: {last!r})")
 
 
 def fip_events(bench: Bench, samples: int, routers: range) -> list[float]:
@@ -274,9 +276,12 @@ def fip_events(bench: Bench, samples: int, routers: range) -> list[float]:
                                        network=bench.topology.external_network_id)
         address = fip["floating_ip_address"]
         subprocess.run(["ip", "-n", UPSTREAM_NS, "neigh", "flush", "all"], check=True)
+        # A count, not a deadline: with -w, ping quits at its first error, and the
+        # upstream's ARP for a floating IP not yet wired fails within 30 ms ("Destination
+        # Host Unreachable"): the sample ended before the agent had a chance.
         ping = subprocess.Popen(["ip", "netns", "exec", UPSTREAM_NS, "ping", "-D", "-n",
-                                 "-i", "0.01", "-w", str(int(EVENT_TIMEOUT)), address],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                 "-i", "0.01", "-c", str(int(EVENT_TIMEOUT / 0.01)), address],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             time.sleep(0.05)  # ping is up and sending before the clock starts
             began = time.time()
