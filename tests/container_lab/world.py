@@ -6,28 +6,15 @@ same on both backends; only the hosts underneath are systemd containers.
 
 from __future__ import annotations
 
-import itertools
 import subprocess
 import sys
-import time
-from typing import Any
 
-from dvr_agent.lab import layout
-from dvr_agent.lab.lab import Lab
-from dvr_agent.lab.vms import server_json
-
-_unique = itertools.count(1)
+from tests.lab import world as lab_world
 
 
 def wait_for(what: str, check, timeout: float = 60.0, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
+    """The namespace lab's wait, with the longer defaults containers need to boot."""
+    return lab_world.wait_for(what, check, timeout, interval)
 
 
 def dvr_lab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -36,38 +23,8 @@ def dvr_lab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=timeout)
 
 
-class ContainerLab:
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-
-    def ctl(self, *args: str) -> Any:
-        return server_json(*args)
-
-    def name(self, base: str) -> str:
-        return f"{base}{next(_unique)}"
-
-    def network(self, cidr: str) -> tuple[dict, dict]:
-        net = self.ctl("network", "create", self.name("net"))
-        return net, self.ctl("subnet", "create", net["id"], cidr, "--name", self.name("sub"))
-
-    def external(self) -> dict:
-        """The one external network (physnet1 carries one), made on first use."""
-        for net in self.ctl("network", "list"):
-            if net["name"] == "public":
-                return net
-        net = self.ctl("network", "create", "public", "--external", "--physnet",
-                       layout.PHYSNET)
-        self.ctl("subnet", "create", "public", str(layout.EXTERNAL), "--gateway",
-                 str(layout.UPSTREAM_IP), "--name", "public-subnet")
-        return net
-
-    def router(self, *subnets: dict, gateway: bool = False) -> dict:
-        router = self.ctl("router", "create", self.name("router"))
-        for subnet in subnets:
-            self.ctl("router", "add-interface", router["id"], subnet["id"])
-        if gateway:
-            self.ctl("router", "set-gateway", router["id"], self.external()["id"])
-        return router
+class ContainerLab(lab_world.Topology):
+    """What a container-lab test looks at: hosts are containers, reached through the Lab."""
 
     def boot(self, host: str, network: dict) -> dict:
         return self.lab.vm_boot(self.name("vm"), host, network["id"])

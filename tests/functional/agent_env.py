@@ -112,6 +112,21 @@ class World:
         self.vms.append(vm)
         return vm
 
+    def router_with_fip(self) -> tuple[dict, Vm, dict]:
+        """r1 on net1 with a gateway on "public", vm1 on net1 with an active floating IP."""
+        self.ctl("network", "create", "public", "--external", "--physnet", "physnet1")
+        self.ctl("subnet", "create", "public", "203.0.113.0/24", "--gateway", "203.0.113.1")
+        self.ctl("network", "create", "net1")
+        self.ctl("subnet", "create", "net1", "10.10.1.0/24", "--name", "sub1")
+        router = self.ctl("router", "create", "r1")
+        self.ctl("router", "add-interface", "r1", "sub1")
+        self.ctl("router", "set-gateway", "r1", "public")
+        vm = self.boot_vm("vm1", "net1")
+        fip = self.ctl("floatingip", "create", "public", "--port", vm.port["id"])
+        wait_for("the floating IP active",
+                 lambda: self.ctl("floatingip", "show", fip["id"])["status"] == "ACTIVE")
+        return router, vm, fip
+
     def unplug_vm(self, vm: Vm) -> None:
         self.ovs.vsctl("--if-exists", "del-port", "br-int", vm.tap)
         with IPRoute() as ipr:

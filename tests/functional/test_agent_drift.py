@@ -22,19 +22,7 @@ REPAIR_WITHIN = 10.0
 
 @pytest.fixture
 def router_with_fip(world):  # noqa: F811
-    w = world
-    w.ctl("network", "create", "public", "--external", "--physnet", "physnet1")
-    w.ctl("subnet", "create", "public", "203.0.113.0/24", "--gateway", "203.0.113.1")
-    w.ctl("network", "create", "net1")
-    w.ctl("subnet", "create", "net1", "10.10.1.0/24", "--name", "sub1")
-    router = w.ctl("router", "create", "r1")
-    w.ctl("router", "add-interface", "r1", "sub1")
-    w.ctl("router", "set-gateway", "r1", "public")
-    vm = w.boot_vm("vm1", "net1")
-    fip = w.ctl("floatingip", "create", "public", "--port", vm.port["id"])
-    wait_for("the floating IP active",
-             lambda: w.ctl("floatingip", "show", fip["id"])["status"] == "ACTIVE")
-    return w, router, vm, fip
+    return (world, *world.router_with_fip())
 
 
 def _repaired(w, what: str, check) -> float:

@@ -27,24 +27,9 @@ def _ready_changes(agent) -> int:
     return int(status.split(" with ")[1].split(" changes")[0])
 
 
-def _router_with_fip(w):
-    w.ctl("network", "create", "public", "--external", "--physnet", "physnet1")
-    w.ctl("subnet", "create", "public", "203.0.113.0/24", "--gateway", "203.0.113.1")
-    w.ctl("network", "create", "net1")
-    w.ctl("subnet", "create", "net1", "10.10.1.0/24", "--name", "sub1")
-    router = w.ctl("router", "create", "r1")
-    w.ctl("router", "add-interface", "r1", "sub1")
-    w.ctl("router", "set-gateway", "r1", "public")
-    vm = w.boot_vm("vm1", "net1")
-    fip = w.ctl("floatingip", "create", "public", "--port", vm.port["id"])
-    wait_for("the floating IP active",
-             lambda: w.ctl("floatingip", "show", fip["id"])["status"] == "ACTIVE")
-    return router, vm
-
-
 def test_sigterm_leaves_everything_and_a_clean_restart_changes_nothing(world):  # noqa: F811
     w = world
-    router, vm = _router_with_fip(w)
+    router, vm, _ = w.router_with_fip()
     time.sleep(1)  # let the last follow-up passes settle
     before = host_snapshot(w.ovs)
     assert names.qrouter_ns_name(router["id"]) in before["namespaces"]
@@ -119,7 +104,7 @@ def test_sigkill_at_10_random_points_of_a_full_sync_converges_without_leftovers(
 
 def test_ovs_vswitchd_restart_is_detected_by_the_canary_and_repaired(world):  # noqa: F811
     w = world
-    _router, vm = _router_with_fip(w)
+    _router, vm, _ = w.router_with_fip()
     seed = "mod_dl_src:"
     assert seed in w.ovs.ofctl("dump-flows", w.ovs.mgmt("br-tun"))
     w.ovs.restart_vswitchd()  # flows do not survive this (testbed pitfall 5)

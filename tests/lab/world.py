@@ -30,11 +30,11 @@ def wait_for(what: str, check: Callable[[], T], timeout: float = 30.0,
     raise AssertionError(f"timed out after {timeout} s waiting for {what} (last: {last!r})")
 
 
-class LabWorld:
+class Topology:
+    """Topology through dvrctl, as an operator makes it: the same on both lab backends."""
+
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-
-    # ------------------------------------------------------------ topology
 
     def ctl(self, *args: str) -> Any:
         return server_json(*args)
@@ -82,6 +82,10 @@ class LabWorld:
         for subnet in sorted({i["subnet_id"] for i in shown["interfaces"]}):
             self.ctl("router", "remove-interface", router["id"], subnet)
         self.ctl("router", "delete", router["id"])
+
+
+class LabWorld(Topology):
+    """What a namespace-lab test looks at on each host."""
 
     def boot(self, host: str, network: dict, name: str | None = None) -> dict:
         return self.lab.vm_boot(name or self.name("vm"), host, network["id"])
