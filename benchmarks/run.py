@@ -156,10 +156,12 @@ def run(plan: Plan, workdir: str, transport_url: str | None,
         with profiled("removal"):
             removals = scenarios.router_removals(bench, range(n - plan.removals, n))
     finally:
-        for vm_ in (bench.vms.values() if bench else ()):
-            stack.unplug_vm(vm_)
-        transport.cleanup()
-        stack.close()
+        try:
+            for vm_ in (bench.vms.values() if bench else ()):
+                stack.unplug_vm(vm_)
+            transport.cleanup()
+        finally:  # a failed run must not leave its OVS, agent, server or broker running
+            stack.close()
     rss = max([peak] + [c["rss_mb"] for c in cold[n]])
     results = {
         "cold_sync_s": statistics.median(c["seconds"] for c in cold[n]),

@@ -27,7 +27,7 @@ from dvr_agent.rpc import protocol
 from dvr_agent.server.domain import notifications as notify
 from dvr_agent.server.notifier import Notifier
 
-EVENT_TIMEOUT = 30.0
+EVENT_TIMEOUT = 120.0  # at 1,000 routers ovs-vswitchd (userspace datapath) stalls for 30 s+
 _READY_CHANGES = re.compile(r" with (\d+) changes")
 
 
