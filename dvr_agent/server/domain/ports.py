@@ -119,6 +119,7 @@ def router_ports_by_type(session: Session, router_id: str) -> dict[str, list[mod
         .join(models.Port, models.RouterPort.port_id == models.Port.id)
         .where(models.RouterPort.router_id == router_id)
         .options(selectinload(models.Port.fixed_ips).joinedload(models.IPAllocation.subnet),
+                 selectinload(models.Port.allowed_address_pairs),
                  joinedload(models.Port.network).selectinload(models.Network.subnets))
         .order_by(models.Port.created_at, models.Port.id))
     for port_type, port in rows:

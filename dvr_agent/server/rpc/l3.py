@@ -130,9 +130,10 @@ class L3PluginEndpoint:
     def get_ports_by_subnet(self, context: dict, **kwargs: Any) -> list[dict[str, Any]]:
         """Every bound port with an address on the subnet, for the router's static ARP.
 
-        The ports' addresses come in the same query (selectinload): loaded lazily, port by
-        port, they made an answer of 20 ports cost ~12 ms, and an agent with 1,000 routers
-        asks 2,000 times when it starts (benchmarks/README.md, profile 3).
+        The ports' addresses and address pairs come in the same few round trips
+        (selectinload): loaded lazily, port by port, they made an answer of 20 ports cost
+        ~12 ms, and an agent with 1,000 routers asks 2,000 times when it starts
+        (benchmarks/README.md, profiles 3 and 10).
         """
         subnet_id = _require(kwargs.get("subnet_id"), "subnet_id")
 
@@ -143,7 +144,8 @@ class L3PluginEndpoint:
                 .where(models.IPAllocation.subnet_id == subnet_id,
                        models.Port.binding_host != "",
                        models.Port.device_owner.not_in(protocol.ROUTER_INTERFACE_OWNERS))
-                .options(selectinload(models.Port.fixed_ips))
+                .options(selectinload(models.Port.fixed_ips),
+                         selectinload(models.Port.allowed_address_pairs))
                 .order_by(models.Port.id).distinct())
             return [payloads.port_brief(p) for p in found]
 
