@@ -107,6 +107,34 @@ def test_ports_by_subnet_lists_bound_ports_but_not_the_router(world, scenario):
     assert keys_deep(ports[0]) == keys_deep(without({"standard_attr_id"}, theirs[0]))
 
 
+def test_an_arp_table_costs_the_same_queries_for_2_ports_or_20(world, scenario):
+    """Port addresses and address pairs load with the ports, never one query per port:
+    an agent with 1,000 routers asks 2,000 ARP tables when it starts, and per-port lazy
+    loads doubled the server's CPU (benchmarks/README.md, profile 10)."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    event.listen(world.db.engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_a: statements.append(sql))
+
+    def cost(call) -> int:
+        statements.clear()
+        call()
+        return len(statements)
+
+    def answers() -> int:
+        return cost(lambda: world.l3.get_ports_by_subnet(CONTEXT, host="compute1",
+                                                         subnet_id=scenario["sub1"]))
+    few = answers()
+    for i in range(18):
+        world.ctl("port.create", network="net1", host="compute1", name=f"vm-x{i}")
+        world.ctl("port.update", port=f"vm-x{i}", allowed_addresses=[f"10.0.1.{200 + i}"])
+    world.take()
+    assert len(world.l3.get_ports_by_subnet(CONTEXT, host="compute1",
+                                            subnet_id=scenario["sub1"])) >= 20
+    assert answers() == few
+
+
 def test_ports_on_host_by_subnet_are_the_hosts_vms(world, scenario):
     ports = world.dvr.get_ports_on_host_by_subnet(CONTEXT, host="compute1",
                                                   subnet=scenario["sub1"])
