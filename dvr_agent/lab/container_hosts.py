@@ -243,9 +243,9 @@ class ContainerHosts:
         return self.box(host.name).journal("dvr-agent")
 
     def server_state_dir(self) -> str:
-        """The unit's StateDirectory (the default state_path), through the controller's
-        root as the machine sees it."""
-        return f"/proc/{self.box('controller').pid}/root{SERVER_STATE}"
+        """The unit's StateDirectory (the default state_path) in the controller's root
+        filesystem, as the machine sees it."""
+        return self.box("controller").root + SERVER_STATE
 
     def agent(self, host: HostSpec, action: str, state: dict) -> None:
         """`systemctl ACTION dvr-agent`; a start writes its config for ``host.mode``
