@@ -37,6 +37,7 @@ from dvr_agent.lab.procs import LabError, run
 PREFIX = os.environ.get("DVR_LAB_CONTAINERS", "dvr-lab")
 SERVER_CONF = "/etc/dvr-agent/dvr-server.conf"
 AGENT_CONF = "/etc/dvr-agent/dvr-agent.conf"
+SERVER_STATE = "/var/lib/dvr-server"  # dvr-server.service's StateDirectory
 DROP_IN = "/etc/systemd/system/dvr-agent.service.d/network-node.conf"
 NETWORK_NODE_DROP_IN = "/usr/share/dvr-agent/network-node.conf"
 OVS_UNITS = ("ovsdb-server", "ovs-vswitchd")
@@ -174,13 +175,21 @@ class ContainerHosts:
         os.chmod(services.server_conf_path(), 0o600)
 
     def _start_agent(self, host: HostSpec, state: dict) -> None:
+        self._configure_agent(host, state)
+        # Type=notify: this returns once the agent has synced and converged
+        self.box(host.name).systemctl("enable", "--now", "dvr-agent", timeout=300)
+
+    def _configure_agent(self, host: HostSpec, state: dict) -> None:
+        """The agent's config for ``host.mode``, as an operator sets a host's role: the
+        mode in dvr-agent.conf, and on a network node (only there) the README's drop-in."""
         box = self.box(host.name)
         box.write(AGENT_CONF, services.agent_config(host, state["transport_url"]), mode=0o640)
-        if host.mode == "dvr_snat":  # README: the network node's drop-in
-            box.exec(["install", "-D", "-m", "644", NETWORK_NODE_DROP_IN, DROP_IN])
-            box.systemctl("daemon-reload")
-        # Type=notify: this returns once the agent has synced and converged
-        box.systemctl("enable", "--now", "dvr-agent", timeout=300)
+        if host.mode == "dvr_snat":
+            drop_in = (f"cmp -s {NETWORK_NODE_DROP_IN} {DROP_IN} || {{ install -D -m 644 "
+                       f"{NETWORK_NODE_DROP_IN} {DROP_IN} && systemctl daemon-reload; }}")
+        else:
+            drop_in = f"test ! -e {DROP_IN} || {{ rm {DROP_IN} && systemctl daemon-reload; }}"
+        box.exec(["sh", "-c", drop_in])
 
     def _server_serving(self, start: Callable[[], object]) -> None:
         """``start()`` dvr-server, then wait until it logs that it serves (Type=simple:
@@ -227,12 +236,22 @@ class ContainerHosts:
         """``argv`` in the controller's or the upstream's container."""
         return self.box(target).exec_argv(argv)
 
-    def logs(self, target: str) -> str:
-        if target in ("controller", "server"):
+    def logs(self, host: HostSpec | None) -> str:
+        """The journal of ``host``'s dvr-agent; of dvr-server for None."""
+        if host is None:
             return self.box("controller").journal("dvr-server")
-        return self.box(target).journal("dvr-agent")
+        return self.box(host.name).journal("dvr-agent")
 
-    def agent(self, host: HostSpec, action: str) -> None:
+    def server_state_dir(self) -> str:
+        """The unit's StateDirectory (the default state_path) in the controller's root
+        filesystem, as the machine sees it."""
+        return self.box("controller").root + SERVER_STATE
+
+    def agent(self, host: HostSpec, action: str, state: dict) -> None:
+        """`systemctl ACTION dvr-agent`; a start writes its config for ``host.mode``
+        first (dvr-lab agent restart HOST --mode dvr_no_external)."""
+        if action in ("start", "restart"):
+            self._configure_agent(host, state)
         self.box(host.name).systemctl(*AGENT_ACTIONS[action], "dvr-agent", timeout=300)
 
     def server_restart(self) -> None:

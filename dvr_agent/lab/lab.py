@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 
 from dvr_agent.lab import fabric, layout, services, vms
@@ -201,18 +200,15 @@ class Lab:
     def exec(self, target: str, argv: list[str]) -> int:
         return subprocess.run(self.exec_argv(target, argv)).returncode
 
-    def log_path(self, target: str) -> str:
-        if target in ("controller", "server"):
-            return layout.controller_path("dvr-server.log")
-        return self.host(target).path("agent", "dvr-agent.log")
-
     def logs(self, target: str) -> str:
-        """A host's agent log, or the server's (``controller``); the journal's in containers."""
-        if self.in_containers:
-            return self.backend.logs(target if target in ("controller", "server")
-                                     else self.host(target).name)
-        with open(self.log_path(target)) as f:
-            return f.read()
+        """A host's agent log, or the server's (``controller``): the file the lab's
+        daemons write on namespaces, the journal of their units in containers."""
+        return self.backend.logs(None if target in ("controller", "server")
+                                 else self.host(target))
+
+    def server_state_dir(self) -> str:
+        """dvr-server's state_path (its SQLite database) as this machine sees it."""
+        return self.backend.server_state_dir()
 
     # ------------------------------------------------------------ VMs
 
@@ -251,25 +247,15 @@ class Lab:
         """Stop, start, restart or kill a host's agent; ``mode`` changes its agent_mode
         on the way (what an operator does to turn a compute into ``dvr_no_external``)."""
         host = self.host(host_name)
-        if self.in_containers:
-            if mode is not None and mode != host.mode:
-                raise LabError("--mode works on the namespaces backend only (a container "
-                               "host's role is its config file in the image)")
-            self.backend.agent(host, action)
-            return
         if mode is not None and mode != host.mode:
             if action not in ("start", "restart"):
                 raise LabError("--mode needs `agent start` or `agent restart`")
             layout.check_mode(host.name, mode)
             self.state["hosts"] = [dict(h, mode=mode) if h["name"] == host.name else h
                                    for h in self.state["hosts"]]
+            self.save()
             host = self.host(host_name)
-        if action in ("stop", "restart"):
-            services.stop_agent(host, self.state)
-        elif action == "kill":
-            services.stop_agent(host, self.state, sig=signal.SIGKILL)
-        if action in ("start", "restart"):
-            services.start_agent(self.backend, host, self.state)
+        self.backend.agent(host, action, self.state)
         self.save()
 
     def server_restart(self) -> None:

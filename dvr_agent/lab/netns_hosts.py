@@ -10,7 +10,8 @@ its own /sys and hostname. The namespace files persist as bind mounts under
 
 This module is the lab's host *backend*: everything else reaches a host only through
 ``command()`` (run a program inside it) and ``netns_path()`` (where its network
-namespace is, to plug a VM into it).
+namespace is, to plug a VM into it); ``agent()`` is a host's dvr-agent as the lab
+runs it here: a process it started and knows by PID.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import signal
 import time
 from collections.abc import Sequence
 
-from dvr_agent.lab import layout
+from dvr_agent.lab import layout, services
 from dvr_agent.lab.layout import HostSpec
 from dvr_agent.lab.procs import LabError, alive, run
 
@@ -108,6 +109,26 @@ class NamespaceHosts:
                 for path in ("mnt", "uts"):
                     _umount(host.path(path))
         raise failure
+
+    def agent(self, host: HostSpec, action: str, state: dict) -> None:
+        """Stop, start, restart or kill (SIGKILL) the host's agent, in ``host.mode``: a
+        start writes its config anew."""
+        if action in ("stop", "restart"):
+            services.stop_agent(host, state)
+        elif action == "kill":
+            services.stop_agent(host, state, sig=signal.SIGKILL)
+        if action in ("start", "restart"):
+            services.start_agent(self, host, state)
+
+    def logs(self, host: HostSpec | None) -> str:
+        """The log file of ``host``'s dvr-agent; of dvr-server for None."""
+        path = (layout.controller_path("dvr-server.log") if host is None
+                else host.path("agent", "dvr-agent.log"))
+        with open(path) as f:
+            return f.read()
+
+    def server_state_dir(self) -> str:
+        return layout.controller_path("server")  # services.start_server's state_path
 
     def inner_namespaces(self, host: HostSpec) -> list[int]:
         """Inodes of the network namespaces the host made (qrouter-, snat-, fip-)."""

@@ -214,6 +214,14 @@ class SystemdContainer:
         """The machine's PID of the container's systemd."""
         return int(self.podman("inspect", "--format", "{{.State.Pid}}", self.name).strip())
 
+    @property
+    def root(self) -> str:
+        """The container's root filesystem on the machine: its overlay's merged directory,
+        a real path (/proc/<pid>/root is a link to "/" for programs that resolve links,
+        such as SQLite, which would then open the machine's file instead)."""
+        return self.podman("inspect", "--format", "{{.GraphDriver.Data.MergedDir}}",
+                           self.name).strip()
+
     def remove(self) -> None:
         """Stop and remove; no error if it is gone already."""
         self.podman.remove(self.name)

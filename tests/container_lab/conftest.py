@@ -1,6 +1,8 @@
 """The lab with hosts as systemd containers (`dvr-lab up --backend containers`), up once
 for the session (~40 s) and down at the end, when nothing of it may be left: no container,
-network or image in podman's storage, no namespace, no /run/dvr-lab."""
+network or image in podman's storage, no namespace, no /run/dvr-lab. Tests see it as the
+namespace lab's tests do (a LabWorld, the same leftovers removed after each), so the
+scenarios of tests/lab run here unchanged (test_parity.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import pytest
 from dvr_agent.lab import layout
 from dvr_agent.lab.container_hosts import ContainerHosts
 from dvr_agent.lab.lab import Lab
-from tests.container_lab.world import ContainerLab
 from tests.fixtures import guard
 from tests.fixtures.containers import podman_session  # noqa: F401
+from tests.fixtures.lab import leftovers_removed  # noqa: F401
+from tests.lab.world import LabWorld
 from tests.root_conftest import leak_guard, session_leak_guard  # noqa: F401
 
 
@@ -34,13 +37,13 @@ def _lab_pids() -> set[int]:
 
 
 @pytest.fixture(scope="session")
-def lab(podman_session: str) -> Iterator[ContainerLab]:  # noqa: F811
+def lab(podman_session: str) -> Iterator[LabWorld]:  # noqa: F811
     the_lab = Lab(backend=ContainerHosts(f"{podman_session}lab"),
                   progress=lambda line: print(f"lab: {line}"))
     undo = guard.expect_processes(_lab_pids)
     try:
         the_lab.up()
-        yield ContainerLab(the_lab)
+        yield LabWorld(the_lab)
     finally:
         the_lab.down()
         undo()

@@ -4,13 +4,13 @@ the end of the session asserts that `dvr-lab down` left nothing behind."""
 from __future__ import annotations
 
 import os
-import warnings
 
 import pytest
 
 from dvr_agent.lab import layout
 from dvr_agent.lab.lab import Lab
 from tests.fixtures import guard
+from tests.fixtures.lab import leftovers_removed  # noqa: F401
 from tests.lab.world import LabWorld
 from tests.root_conftest import leak_guard, session_leak_guard  # noqa: F401
 
@@ -52,44 +52,3 @@ def lab(session_leak_guard):  # noqa: F811 - ordering: the lab is made after the
         assert not [n for n in os.listdir("/run/netns") if layout.is_lab_namespace(n)]
         left = os.listdir(layout.BASE_DIR) if os.path.isdir(layout.BASE_DIR) else []
         assert not left, f"dvr-lab down left {left} in {layout.BASE_DIR}"
-
-
-def _made(world: LabWorld) -> dict[str, set[str]]:
-    """What scenarios make and must take away again, by kind: floating IPs, VMs, ports of
-    no VM (VIPs), routers. Networks stay: scenarios never share an address range."""
-    vm_ports = {vm["port_id"] for vm in world.lab.state.get("vms", {}).values()}
-    return {
-        "floatingip": {f["id"] for f in world.ctl("floatingip", "list")},
-        "vm": set(world.lab.state.get("vms", {})),
-        "port": {p["id"] for p in world.ctl("port", "list")
-                 if p["device_owner"] in ("", "compute:nova") and p["id"] not in vm_ports},
-        "router": {r["id"] for r in world.ctl("router", "list")},
-    }
-
-
-@pytest.fixture(autouse=True)
-def leftovers_removed(request: pytest.FixtureRequest, leak_guard):  # noqa: F811
-    """A scenario that fails halfway leaves what it made on the server (a floating IP
-    keeps a fip namespace alive, a router its qrouters), and the next scenarios would
-    see it. Remove it, in dependency order, after each test, and say so in a warning (the
-    seed's scenarios leave a bare router or two, which a failure would be too harsh for).
-    Runs before the leak guard's check (it depends on it), so the VMs it deletes are not
-    reported as leaks too."""
-    if "lab" not in request.fixturenames:  # test_down: no shared lab, nothing to look at
-        yield
-        return
-    world: LabWorld = request.getfixturevalue("lab")
-    before = _made(world)
-    yield
-    left = {kind: ids - before[kind] for kind, ids in _made(world).items()}
-    for fip in sorted(left["floatingip"]):
-        world.ctl("floatingip", "delete", fip)
-    for name in sorted(left["vm"]):
-        world.lab.vm_delete(name)
-    for port in sorted(left["port"]):
-        world.ctl("port", "delete", port)
-    for router in sorted(left["router"]):
-        world.delete_router({"id": router})
-    if any(left.values()):
-        warnings.warn(f"{request.node.name} left on the server (removed now): "
-                      f"{ {k: sorted(v) for k, v in left.items() if v} }", stacklevel=1)

@@ -66,9 +66,9 @@ def pair(lab):
     lab.delete_vm(vm2)
 
 
-def _server_db() -> db_api.Database:
+def _server_db(lab) -> db_api.Database:
     """The lab server's own database, opened beside it (as an API worker would)."""
-    return db_api.Database(db_api.default_url(layout.controller_path("server")),
+    return db_api.Database(db_api.default_url(lab.lab.server_state_dir()),
                            busy_timeout_ms=30000, max_retries=10)
 
 
@@ -87,7 +87,7 @@ def _outage(lab, pair, pinger, qrouter, hosts) -> None:
     try:
         # the topology changes meanwhile: a port is bound on compute2, written straight into
         # the server's database (its RPC API is unreachable like everything else)
-        db = _server_db()
+        db = _server_db(lab)
         port_ip = db.write(lambda s: vm_ports.create(
             s, Settings(), pair["net1"]["id"], "compute2", name="during-outage"
         ).result.fixed_ips[0].ip_address)
@@ -104,7 +104,7 @@ def _outage(lab, pair, pinger, qrouter, hosts) -> None:
                      lambda h=host: any(ip == port_ip for ip, _ in lab.neighbours(h, router)),
                      timeout=10)
         except AssertionError as exc:
-            log = lab.on(host, "cat", "/run/dvr-agent/dvr-agent.log").splitlines()
+            log = lab.lab.logs(host).splitlines()
             raise AssertionError(f"{exc}\n" + "\n".join(
                 line for line in log[-400:] if " DEBUG " not in line)[-6000:]) from None
     converged = time.monotonic() - back
@@ -128,7 +128,7 @@ def test_ovs_vswitchd_restart_is_repaired_within_3_s(lab, pair):
     print(f"ovs-vswitchd restart: traffic back {back:.2f} s after it, longest gap "
           f"{gap:.1f} s, {sent - received} of {sent} pings lost")
     assert back < 3.0
-    assert "canary flow" in lab.on("compute2", "cat", "/run/dvr-agent/dvr-agent.log")
+    assert "canary flow" in lab.lab.logs("compute2")
 
 
 def test_ovsdb_restart_misses_no_vm_plugged_meanwhile(lab, pair):

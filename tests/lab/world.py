@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable
@@ -137,14 +138,16 @@ class LabWorld(Topology):
 
     def restart_changes(self, host: str) -> int:
         """Restart the host's agent; the changes it made to converge (0: it found all in
-        place, as a restart must)."""
-        log = self.lab.log_path(host)
-        with open(log) as f:
-            mark = len(f.read())
+        place, as a restart must). From the agent's log, wherever the backend keeps it
+        (a file, the journal: the line may reach the journal after systemd has the
+        agent's READY=1, so wait for it)."""
+        ready = re.compile(rf"dvr-agent on {re.escape(host)}: ready in [0-9.]+ s with "
+                           r"(\d+) changes")
+        before = len(ready.findall(self.lab.logs(host)))
         self.lab.agent("restart", host)
-        with open(log) as f:
-            ready = [line for line in f.read()[mark:].splitlines() if "ready in" in line]
-        return int(ready[-1].split(" with ")[1].split(" changes")[0])
+        changes = wait_for(f"{host}'s agent logging that it is ready after its restart",
+                           lambda: ready.findall(self.lab.logs(host))[before:], interval=0.2)
+        return int(changes[-1])
 
     # ------------------------------------------------------------ the upstream's view
 
