@@ -112,7 +112,7 @@ class Daemon:
         self.vifs = VifTracker(self.core, self.fetcher, self.ovsdb,
                                self.conf.ovs.integration_bridge, self.metrics)
         self.reconciler = Reconciler(self.drivers, self.core.compile, self.core.wanted,
-                                     self._bridges, self._refresh_ofports,
+                                     self.bridges, self._refresh_ofports,
                                      workers=self.conf.agent.workers)
         self.garp.start()
         self.notifier.status("asking the server for this host's DVR MAC")
@@ -294,7 +294,8 @@ class Daemon:
         return self.core.change_quietly(
             lambda f: frozenset().union(*(f.set_ofport(n, p.ofport) for n, p in ports.items())))
 
-    def _bridges(self) -> list[str]:
+    def bridges(self) -> list[str]:
+        """The bridges this agent programs: br-int, br-tun and each physical bridge."""
         return [self.conf.ovs.integration_bridge, self.conf.ovs.tunnel_bridge,
                 *agent_config.bridge_mappings(self.conf).values()]
 

@@ -1,9 +1,12 @@
 """The periodic duties: the canary, the cheap comparison of the whole host, the watchdog.
 
-- Canary: a drop flow in br-int table 23, with a cookie of its own, that only this check
-  installs. When it is gone, ovs-vswitchd restarted (flows do not survive that; on the
-  userspace datapath neither do internal ports moved into namespaces) or someone flushed
-  the bridge: every key is queued for repair, then the canary is planted again. Because
+- Canary: a drop flow in table 23 of every bridge the agent programs, with a cookie of its
+  own, that only this check installs. When one is gone, ovs-vswitchd restarted (flows do
+  not survive that; on the userspace datapath neither do internal ports moved into
+  namespaces) or someone flushed that bridge: every key is queued for repair, then the
+  canaries are planted again. One on br-int alone was not enough: after a restart
+  ovs-vswitchd brings bridges back one by one, and a repair that reached br-int after
+  br-tun's flows were wiped again left br-tun empty behind a canary that was in place. Because
   no reconcile pass restores it (a pass retried after failing on the restarting bridge
   would otherwise put it back first and hide the restart), a gone canary is never missed.
 - Rolling resync: every key is compared with the host once per resync_interval, a slice
@@ -64,30 +67,33 @@ class Housekeeping:
                 d.notifier.status(d.status_line())
 
     def check_canary(self) -> bool:
-        """True if the canary is in place; otherwise everything is queued for repair and
-        the canary planted again."""
+        """True if every bridge's canary is in place; otherwise everything is queued for
+        repair and the canaries planted again."""
         d = self._d
-        bridge = d.conf.ovs.integration_bridge
-        try:
-            if d.drivers.openflow.dump(bridge, cookie_for(CANARY_KEY), COOKIE_MASK_ALL):
-                return True
-        except DriverError as exc:
-            LOG.warning("canary check on %s failed: %s", bridge, exc)
-            return False
+        gone = []
+        for bridge in d.bridges():
+            try:
+                if not d.drivers.openflow.dump(bridge, cookie_for(CANARY_KEY), COOKIE_MASK_ALL):
+                    gone.append(bridge)
+            except DriverError as exc:
+                LOG.warning("canary check on %s failed: %s", bridge, exc)
+                return False
+        if not gone:
+            return True
         self.canary_trips += 1
         LOG.warning("the canary flow on %s is gone (ovs-vswitchd restarted?): "
-                    "reprogramming everything", bridge)
+                    "reprogramming everything", ", ".join(gone))
         d.queue.put_many(d.core.wanted(), Aspect.ALL, PRIORITY_EVENT)
         self.plant_canary()
         return False
 
     def plant_canary(self) -> None:
-        """Install the canary (after the first convergence, and after each trip)."""
-        bridge = self._d.conf.ovs.integration_bridge
-        try:
-            self._d.drivers.openflow.apply(bridge, add=[canary_flow(bridge)])
-        except DriverError as exc:  # the next check finds it missing and tries again
-            LOG.warning("cannot plant the canary flow on %s: %s", bridge, exc)
+        """Install the canaries (after the first convergence, and after each trip)."""
+        for bridge in self._d.bridges():
+            try:
+                self._d.drivers.openflow.apply(bridge, add=[canary_flow(bridge)])
+            except DriverError as exc:  # the next check finds it missing and tries again
+                LOG.warning("cannot plant the canary flow on %s: %s", bridge, exc)
 
     def resync_slice(self, now: float) -> int:
         """Queue the share of this cycle's keys that is due by now; returns how many."""

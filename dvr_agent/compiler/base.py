@@ -100,10 +100,10 @@ def _br_int_flows(facts: Facts) -> list[Flow]:
     return flows
 
 
-def canary_flow(integration_bridge: str) -> Flow:
-    """The canary: a flow of its own key in a table nothing else uses (see CANARY_KEY)."""
-    return t.FlowWriter.for_key(state.CANARY_KEY)(integration_bridge, t.INT_CANARY, 0, (),
-                                                  "drop")
+def canary_flow(bridge: str) -> Flow:
+    """The canary: a flow of its own key in a table nothing else uses on any of our bridges
+    (see CANARY_KEY)."""
+    return t.FlowWriter.for_key(state.CANARY_KEY)(bridge, t.INT_CANARY, 0, (), "drop")
 
 
 def _br_tun_flows(facts: Facts) -> list[Flow]:
