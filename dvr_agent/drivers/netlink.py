@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -137,16 +137,14 @@ class Netlink:
         entry = self._batch_socket().link(name)
         return None if entry is None else link_of(entry)
 
-    def addresses(self, links: Mapping[str, LinkInfo] | None = None) -> frozenset[Address]:
-        """IPv4 and global IPv6 addresses; ``links``, if the caller just read them, saves
-        a second dump (reading 1,000 namespaces back, it is a dump each)."""
-        names = self._names(links)
+    def addresses(self) -> frozenset[Address]:
+        names = self._names()
         found = (address_of(parse_address(body), names) for body in self._batch_socket().dump(
             "address", RTM_GETADDR, address_dump_request()))
         return frozenset(a for a in found if a is not None)
 
-    def routes(self, links: Mapping[str, LinkInfo] | None = None) -> frozenset[Route]:
-        names = self._names(links)
+    def routes(self) -> frozenset[Route]:
+        names = self._names()
         batch = self._batch_socket()
         found = (route_of(parse_route(body), names) for family in (socket.AF_INET, socket.AF_INET6)
                  for body in batch.dump("route", RTM_GETROUTE, route_dump_request(family)))
@@ -158,9 +156,9 @@ class Netlink:
                  for e in self._batch_socket().rules(family))
         return frozenset(r for r in found if r is not None)
 
-    def neighbours(self, links: Mapping[str, LinkInfo] | None = None) -> frozenset[Neighbour]:
+    def neighbours(self) -> frozenset[Neighbour]:
         """Permanent entries, read through the batch socket's struct-decoded dump."""
-        names = self._names(links)
+        names = self._names()
         found = (neighbour_of(e, names) for e in self._batch_socket().neighbours())
         return frozenset(n for n in found if n is not None)
 
@@ -181,8 +179,8 @@ class Netlink:
         # NETNSA_NSID is signed; "none" (-1) may come back read as unsigned
         return None if nsid is None or not 0 <= nsid < 2**31 else nsid
 
-    def _names(self, links: Mapping[str, LinkInfo] | None = None) -> dict[int, str]:
-        return {info.index: info.name for info in (links or self.links()).values()}
+    def _names(self) -> dict[int, str]:
+        return {info.index: info.name for info in self.links().values()}
 
     def _index(self, name: str) -> int | None:
         info = self.link(name)

@@ -174,16 +174,16 @@ class _Netlink:
     def link(self, name: str):
         return self._me.links.get(name)
 
-    def addresses(self, links=None) -> frozenset[Address]:
+    def addresses(self) -> frozenset[Address]:
         return frozenset(self._me.addresses)
 
-    def routes(self, links=None) -> frozenset[Route]:
+    def routes(self) -> frozenset[Route]:
         return frozenset(self._me.routes)
 
     def rules(self) -> frozenset[Rule]:
         return frozenset(self._me.rules)
 
-    def neighbours(self, links=None) -> frozenset[Neighbour]:
+    def neighbours(self) -> frozenset[Neighbour]:
         return frozenset(self._me.neighbours)
 
     def veth_add(self, name: str, peer: str, peer_namespace: str | None) -> None:
