@@ -29,6 +29,7 @@ from oslo_config import cfg
 from dvr_agent import models
 from dvr_agent.agent import config as agent_config
 from dvr_agent.agent import statefile
+from dvr_agent.agent.announce_gate import AnnouncementGate
 from dvr_agent.agent.core import AgentCore
 from dvr_agent.agent.dataplane import NetlinkCache, build_drivers
 from dvr_agent.agent.fetcher import Fetcher
@@ -79,7 +80,10 @@ class Daemon:
         self.ovsdb = Ovsdb(conf.ovs.ovsdb_connection)
         self.netlink = NetlinkCache()
         self.garp = GarpSender(conf.agent.send_arp_for_ha, conf.agent.send_arp_interval)
-        self.drivers = build_drivers(self.ovsdb, conf.ovs.ovs_rundir, self.netlink, self.garp)
+        self.announcer = AnnouncementGate(
+            self.garp, lambda net, ip: self.core.read(lambda f: f.floating_ip_port(net, ip)))
+        self.drivers = build_drivers(self.ovsdb, conf.ovs.ovs_rundir, self.netlink,
+                                     self.announcer)
         self.queue = WorkQueue()
         self.metrics = Metrics(queue_depth=lambda: len(self.queue))
         self.loop_alive = time.monotonic()
@@ -110,7 +114,7 @@ class Daemon:
                                on_vif_details=lambda d, n: self.vifs.on_details(d, n),
                                metrics=self.metrics)
         self.vifs = VifTracker(self.core, self.fetcher, self.ovsdb,
-                               self.conf.ovs.integration_bridge, self.metrics)
+                               self.conf.ovs.integration_bridge, self.metrics, self.announcer)
         self.reconciler = Reconciler(self.drivers, self.core.compile, self.core.wanted,
                                      self.bridges, self._refresh_ofports,
                                      workers=self.conf.agent.workers)

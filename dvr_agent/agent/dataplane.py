@@ -13,13 +13,12 @@ import threading
 from collections.abc import Iterable, Mapping
 
 from dvr_agent.drivers import ethtool, nftables, sysctl
-from dvr_agent.drivers.garp import GarpSender
 from dvr_agent.drivers.namespaces import Namespaces
 from dvr_agent.drivers.netlink import Netlink
 from dvr_agent.drivers.netns_thread import netns_path
 from dvr_agent.drivers.openflow import OpenFlow
 from dvr_agent.drivers.ovsdb import Ovsdb
-from dvr_agent.reconcile.drivers import Drivers
+from dvr_agent.reconcile.drivers import Announcer, Drivers
 from dvr_agent.state import NatRules
 
 
@@ -91,7 +90,7 @@ class _Nat:
 
 
 def build_drivers(ovsdb: Ovsdb, ovs_rundir: str, netlink: NetlinkCache,
-                  announcer: GarpSender | None = None) -> Drivers:
+                  announcer: Announcer | None = None) -> Drivers:
     return Drivers(
         namespaces=Namespaces(),
         netlink=netlink.get,

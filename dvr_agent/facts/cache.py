@@ -154,6 +154,15 @@ class Facts:
         """FIPs this host serves on the router's qg- (legacy, or dvr_snat_bound)."""
         return placement.central_fips(self._config, router)
 
+    def floating_ip_port(self, ext_net_id: str, address: str) -> str | None:
+        """The port of the floating IP at ``address`` that this host routes through
+        fip-<ext_net_id>, if there is one."""
+        for router in self.fip_routers(ext_net_id):
+            for fip in self.local_fips(router):
+                if str(fip.floating_ip) == address:
+                    return fip.port_id
+        return None
+
     def fip_gateway_port(self, ext_net_id: str) -> Port | None:
         """Our FIP agent gateway port on ``ext_net_id``: as set, else from a router's sync."""
         explicit = self._fip_gw_ports.get(ext_net_id)
