@@ -42,3 +42,19 @@ def test_tests_run_in_a_private_network_namespace():
     """tests/isolated.py exec()s pytest: its parent (tox, make) is outside the namespace."""
     assert os.stat("/proc/self/ns/net").st_ino != os.stat(f"/proc/{os.getppid()}/ns/net").st_ino
     assert os.stat("/proc/self/ns/mnt").st_ino != os.stat(f"/proc/{os.getppid()}/ns/mnt").st_ino
+
+
+def test_children_of_a_process_a_fixture_owns_are_the_fixtures():
+    """A lab daemon's child (an agent's ovs-ofctl, say) is not the running test's leak."""
+    before = guard.snapshot()
+    daemon = subprocess.Popen(["sh", "-c", "sleep 60 & wait"])
+    undo = guard.expect_processes(lambda: {daemon.pid})
+    try:
+        time.sleep(0.2)  # the child is running
+        assert guard.check_and_clean(before, "never") is None
+    finally:
+        undo()
+        daemon.kill()
+        daemon.wait()
+    message = guard.check_and_clean(before, "on purpose")  # the orphaned sleep
+    assert message is not None and "(sleep)" in message
