@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import compileall
+import dataclasses
 import json
 import math
 import os
@@ -232,6 +233,17 @@ def compile_agent() -> None:
     compileall.compile_dir(os.path.dirname(dvr_agent.__file__), quiet=1)
 
 
+def _sizes(text: str) -> tuple[int, ...]:
+    """``--sizes 100,1000``: router counts, each at least 25 (removals and FIPs need them)."""
+    try:
+        sizes = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of router counts: {text!r}") from None
+    if not sizes or min(sizes) < 25:
+        raise argparse.ArgumentTypeError(f"router counts must be >= 25: {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="N = 100, one run, few samples")
@@ -240,12 +252,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workdir", help="keep logs and state here (default: a temp dir)")
     parser.add_argument("--profile", metavar="DIR",
                         help="py-spy the agent during every scenario into DIR (needs py-spy)")
+    parser.add_argument("--sizes", type=_sizes, metavar="N[,N...]",
+                        help="router counts to run instead of the set's (development)")
+    parser.add_argument("--runs", type=int, metavar="K",
+                        help="cold syncs, warm restarts and bursts per size (development)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0 or os.environ.get(ISOLATED_ENV) != "1":
         print("benchmarks.run needs root and runs isolated: "
               "python tests/isolated.py .venv/bin/python -m benchmarks.run", file=sys.stderr)
         return 2
     plan = QUICK if args.quick else STANDARD
+    if args.sizes or args.runs:
+        plan = dataclasses.replace(plan, sizes=args.sizes or plan.sizes,
+                                   runs=args.runs or plan.runs)
     compile_agent()
     output = os.path.abspath(args.output)
     profiler = probes.Profiler(os.path.abspath(args.profile) if args.profile else None)
