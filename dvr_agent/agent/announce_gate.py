@@ -29,6 +29,7 @@ Target = tuple[str, str, str]  # (namespace, device, IPv4 address)
 # (external network id, floating IP) -> the id of its port, if a floating IP this host
 # routes through fip-<network>; None for anything else
 PortOfFloatingIp = Callable[[str, str], str | None]
+HELD_NAMED = 10  # floating IPs named in one log line, the rest counted
 
 
 class AnnouncementGate:
@@ -43,6 +44,7 @@ class AnnouncementGate:
 
     def announce(self, targets: Iterable[Target]) -> None:
         now: list[Target] = []
+        held: list[str] = []
         with self._lock:
             for target in targets:
                 port_id = self._waits_for(target)
@@ -51,8 +53,9 @@ class AnnouncementGate:
                     now.append(target)
                 else:
                     self._held[target] = port_id
-                    LOG.info("gratuitous ARP for %s held until port %s is wired here",
-                             target[2], port_id)
+                    held.append(f"{target[2]} (port {port_id})")
+        if held:  # one line for a whole pass: a start holds every floating IP at once
+            LOG.info("gratuitous ARP held until the VM's port is wired here: %s", _some(held))
         if now:
             self._sender.announce(now)
 
@@ -72,8 +75,8 @@ class AnnouncementGate:
             for target in due:
                 del self._held[target]
         if due:
-            LOG.info("port wired: gratuitous ARP for %s",
-                     ", ".join(f"{ip} on {device}" for _, device, ip in due))
+            LOG.info("VM's port wired: gratuitous ARP for %s",
+                     _some([f"{ip} on {device}" for _, device, ip in due]))
             self._sender.announce(due)
 
     def unplugged(self, port_id: str) -> None:
@@ -90,3 +93,9 @@ class AnnouncementGate:
         if owned is None or owned[0] != names.FIP_NS_PREFIX:
             return None
         return self._port_of(owned[1], ip)
+
+
+def _some(items: list[str]) -> str:
+    """The first HELD_NAMED items, and how many more (a start holds 1,000 at once)."""
+    more = len(items) - HELD_NAMED
+    return ", ".join(items[:HELD_NAMED]) + (f" and {more} more" if more > 0 else "")
