@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import oslo_messaging
 import tenacity
@@ -57,6 +58,7 @@ from dvr_agent.rpc.transport import get_transport
 from dvr_agent.state import KeyKind, split_key
 
 LOG = logging.getLogger(__name__)
+WITHOUT_NEIGHBOURS = Aspect.NETNS | Aspect.OVS | Aspect.FLOWS
 INITIAL_PASSES = 5  # pending keys (a veth waiting for the other side) settle in 2-3
 
 
@@ -129,11 +131,19 @@ class Daemon:
         self.notifier.status("full sync with the server")
         self.fetcher.request_full_sync()
         # converge on complete facts only: a VIF or segment learnt a moment later would
-        # mean its flows are removed by the first pass and added by the next one
+        # mean its flows are removed by the first pass and added by the next one. The
+        # ARP tables are the exception: only neighbours depend on them, and asking for
+        # them (one call per subnet, 2,000 at 1,000 routers) is most of a full sync. So
+        # everything but neighbours is built while they arrive, the neighbours after.
+        if not self._wait_for(lambda: self.fetcher.structure_synced.wait(0.1)):
+            return
+        self.notifier.status("converging while the ARP tables arrive")
+        keys = dict.fromkeys(self.core.wanted(), WITHOUT_NEIGHBOURS)
+        keys.update(dict.fromkeys(self._take_queued(), WITHOUT_NEIGHBOURS))
+        self.initial_changes = self._initial_passes(keys, report_vifs=False)
         # (wait first: checking full_syncs first spun a core for the whole full sync)
-        while not (self.fetcher.wait_idle(0.1) and self.fetcher.full_syncs):
-            if self.stopping.is_set():
-                return
+        if not self._wait_for(lambda: self.fetcher.wait_idle(0.1) and self.fetcher.full_syncs):
+            return
         self._converge()
         self._spawn("reconciler", self._reconcile_loop)
         self.housekeeping = Housekeeping(self)
@@ -229,23 +239,39 @@ class Daemon:
         for server in self._servers:
             server.start()
 
-    def _converge(self) -> None:
-        """The first passes: everything wanted, then what is ours but no longer wanted.
+    def _wait_for(self, done: Callable[[], bool]) -> bool:
+        """Poll ``done`` (it waits a little itself) until true; False if stopping."""
+        while not done():
+            if self.stopping.is_set():
+                return False
+        return True
 
-        What learning the facts queued is taken along: left in the queue, every key got a
-        second, useless pass right after READY (at 1,000 routers, seconds of reads while
-        the first events wait).
-        """
-        self.notifier.status("converging")
-        keys = dict.fromkeys(self.core.wanted(), Aspect.ALL)
-        keys.update((k, Aspect.ALL) for k in self.queue.take(len(self.queue) + 1, timeout=0))
-        changes = Counter()
+    def _initial_passes(self, keys: dict[str, Aspect], report_vifs: bool = True) -> Counter:
+        """Passes over ``keys`` until nothing is pending or failed (or INITIAL_PASSES)."""
+        changes: Counter = Counter()
         for _ in range(INITIAL_PASSES):
-            result = self._run_pass(keys)
+            result = self._run_pass(keys, report_vifs)
             changes += result.changes
-            keys = dict.fromkeys(set(result.pending) | set(result.failed), Aspect.ALL)
+            keys = {k: a for k, a in keys.items() if k in result.pending or k in result.failed}
             if not keys:
                 break
+        return changes
+
+    def _take_queued(self) -> dict[str, Aspect]:
+        """What learning the facts queued, to take along into an initial pass: left in
+        the queue, every key got a second, useless pass right after READY (at 1,000
+        routers, seconds of reads while the first events wait)."""
+        return dict(self.queue.take(len(self.queue) + 1, timeout=0))
+
+    def _converge(self) -> None:
+        """After the pass without neighbours, once every fact is in: the neighbours of
+        everything wanted and whatever changed meanwhile, then what is ours but no
+        longer wanted."""
+        self.notifier.status("converging")
+        keys = dict.fromkeys(self.core.wanted(), Aspect.NEIGH)
+        for key, aspect in self._take_queued().items():
+            keys[key] = keys.get(key, aspect) | aspect
+        changes = self.initial_changes + self._initial_passes(keys)
         stale = self.reconciler.stale_keys()
         if stale:
             LOG.info("removing what the server no longer wants here: %s", ", ".join(sorted(stale)))
@@ -268,7 +294,9 @@ class Daemon:
             if keys:
                 self._run_pass(keys)
 
-    def _run_pass(self, keys: dict[str, Aspect]) -> PassResult:
+    def _run_pass(self, keys: dict[str, Aspect], report_vifs: bool = True) -> PassResult:
+        """One pass; ``report_vifs`` False: VIFs are not reported up after it (the first
+        pass of a start builds no neighbours yet, a VIF is not usable before them)."""
         try:
             result = self.reconciler.run_pass(keys)
         except Exception as exc:  # a bug or a driver that broke mid-read: retry later
@@ -288,7 +316,8 @@ class Daemon:
         self.metrics.pass_done(result.seconds, result.changes, len(result.failed))
         self.passes += 1
         self.last_pass = result
-        self.vifs.after_pass(self.queue.keys() | set(result.failed) | set(result.pending))
+        if report_vifs:
+            self.vifs.after_pass(self.queue.keys() | set(result.failed) | set(result.pending))
         self._report_fip_statuses(keys, result)
         self._persist_allocations()
         return result

@@ -75,6 +75,9 @@ class Fetcher:
         self._failures = 0
         self._calls = ThreadPoolExecutor(ARP_CALLS_IN_FLIGHT, thread_name_prefix="fetch")
         self.full_syncs = 0
+        # set once a full sync's routers, VIF details, segments and gateway ports are in
+        # (what all but neighbours depend on); their ARP tables may still be arriving
+        self.structure_synced = threading.Event()
         self.last_full_sync: float | None = None  # monotonic time of the last success
         self.last_full_sync_seconds: float | None = None
 
@@ -280,7 +283,6 @@ class Fetcher:
         subnets, segments, gateways = self._core.read(
             lambda f: (sorted(f.subnets_without_arp_table()), _ports_without_segment(f),
                        _fip_networks_without_gateway(f)))
-        self._fetch_arp_tables(subnets, traces)
         if segments:
             self._fetch_devices({port_id: "" for port_id in segments}, traces)
         for network_id in gateways:
@@ -295,6 +297,9 @@ class Fetcher:
                             "%s: its floating IPs wait", network_id)
             self._core.change(lambda f, n=network_id, p=port: f.set_fip_gateway_port(n, p),
                               traces=traces)
+        if self.full_syncs:
+            self.structure_synced.set()
+        self._fetch_arp_tables(subnets, traces)
 
     def _fetch_arp_tables(self, subnets: list[str], traces: list[EventTrace]) -> None:
         """``get_ports_by_subnet`` for each subnet, ARP_CALLS_IN_FLIGHT calls at a time.
@@ -315,10 +320,12 @@ class Fetcher:
             for subnet_id in subnets:
                 fetch(subnet_id)
             return
+        started = time.monotonic()
         futures = [self._calls.submit(fetch, subnet_id) for subnet_id in subnets]
         failures = [exc for exc in (f.exception() for f in futures) if exc is not None]
         if failures:  # the tables still missing are asked for again with the retry
             raise failures[0]
+        LOG.info("ARP tables of %d subnets in %.2f s", len(subnets), time.monotonic() - started)
 
     def _fetch_devices(self, devices: dict[str, str], traces: list[EventTrace]) -> None:
         """Device details: the segment of each port's network; VIFs also become facts."""
