@@ -28,8 +28,8 @@ def summarise(path: str, top: int = 40, only: str | None = None) -> str:
     with open(path) as f:
         for line in f:
             stack, _, count = line.rstrip().rpartition(" ")
-            if not stack or (only and only not in stack):
-                continue
+            if not stack or not count.isdigit() or (only and only not in stack):
+                continue  # (a last line cut short when py-spy was stopped has no count)
             n = int(count)
             frames = [_LINE_NUMBER.sub(")", frame) for frame in stack.split(";")]
             total += n
