@@ -14,19 +14,26 @@ from dvr_agent.rpc import protocol
 from dvr_agent.rpc.transport import admin_context, oslo_messaging
 
 
+class BulkUnsupported(Exception):
+    """The server has no call of ours (neutron-server, or an older dvr-server)."""
+
+
 class ServerApi:
     def __init__(self, transport: oslo_messaging.Transport, host: str, timeout: int) -> None:
         self.host = host
         self.agent_id = f"ovs-agent-{host}"  # what Neutron's OVS agent calls itself
 
-        def client(topic: str, version: str) -> oslo_messaging.RPCClient:
-            target = oslo_messaging.Target(topic=topic, version=version)
+        def client(topic: str, version: str, namespace: str | None = None
+                   ) -> oslo_messaging.RPCClient:
+            target = oslo_messaging.Target(topic=topic, version=version, namespace=namespace)
             return oslo_messaging.get_rpc_client(transport, target, timeout=timeout)
 
         self._l3 = client(protocol.TOPIC_L3_PLUGIN, protocol.L3_PLUGIN_BASE_VERSION)
         self._plugin = client(protocol.TOPIC_PLUGIN, protocol.PLUGIN_BASE_VERSION)
         self._dvr = client(protocol.TOPIC_PLUGIN, protocol.DVR_BASE_VERSION)
         self._reports = client(protocol.TOPIC_REPORTS, protocol.REPORTS_VERSION)
+        self._bulk = client(protocol.TOPIC_L3_PLUGIN, protocol.BULK_VERSION,
+                            protocol.BULK_NAMESPACE)
 
     def _l3_call(self, method: str, timeout: float | None = None, **kwargs: Any) -> Any:
         cctxt = self._l3.prepare(version=protocol.L3_PLUGIN_METHOD_VERSIONS[method],
@@ -52,6 +59,19 @@ class ServerApi:
 
     def get_ports_by_subnet(self, subnet_id: str) -> Any:
         return self._l3_call("get_ports_by_subnet", host=self.host, subnet_id=subnet_id)
+
+    def get_ports_by_subnets(self, subnet_ids: list[str]) -> Any:
+        """Not Neutron's (protocol.BULK_NAMESPACE): raises ``BulkUnsupported`` where the
+        server does not have it."""
+        try:
+            return self._bulk.prepare().call(admin_context(), "get_ports_by_subnets",
+                                             host=self.host, subnet_ids=subnet_ids)
+        except (oslo_messaging.UnsupportedVersion, oslo_messaging.NoSuchMethod) as exc:
+            raise BulkUnsupported(str(exc)) from exc
+        except oslo_messaging.RemoteError as exc:
+            if exc.exc_type in ("UnsupportedVersion", "NoSuchMethod"):
+                raise BulkUnsupported(exc.value or exc.exc_type) from exc
+            raise
 
     def update_floatingip_statuses(self, router_id: str, statuses: dict[str, str]) -> Any:
         return self._l3_call("update_floatingip_statuses", router_id=router_id,

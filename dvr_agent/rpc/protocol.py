@@ -58,6 +58,13 @@ DVR_SERVER_VERSION = "1.1"
 
 REPORTS_VERSION = "1.4"
 
+# Not Neutron's: the ARP tables of many subnets in one call, on q-l3-plugin in a namespace
+# of our own. neutron-server answers it with UnsupportedVersion, and the agent then asks
+# one subnet per call, as Neutron's agents do (agent/arp_tables.py).
+BULK_NAMESPACE = "dvr_agent"
+BULK_VERSION = "1.0"
+MAX_SUBNETS_PER_CALL = 500
+
 L3_AGENT_ENDPOINT_VERSION = "1.4"
 L3_AGENT_NOTIFY_VERSION = "1.0"  # router_deleted, router_removed_from_agent, fip ns delete
 L3_AGENT_ROUTERS_UPDATED_VERSION = "1.1"

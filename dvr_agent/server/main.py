@@ -27,7 +27,7 @@ from dvr_agent.server.db import migrate
 from dvr_agent.server.domain.settings import Settings, parse_vni_ranges
 from dvr_agent.server.heartbeats import HeartbeatBatcher
 from dvr_agent.server.notifier import Notifier
-from dvr_agent.server.rpc.l3 import L3PluginEndpoint
+from dvr_agent.server.rpc.l3 import BulkEndpoint, L3PluginEndpoint
 from dvr_agent.server.rpc.management import ManagementEndpoint
 from dvr_agent.server.rpc.plugin import DvrEndpoint, PluginEndpoint
 from dvr_agent.server.rpc.reports import ReportsEndpoint
@@ -63,7 +63,7 @@ class Server:
                                            conf.agent_down_time) \
             if conf.heartbeat_batch_interval > 0 else None
         endpoints = {
-            protocol.TOPIC_L3_PLUGIN: [L3PluginEndpoint(self.plane)],
+            protocol.TOPIC_L3_PLUGIN: [L3PluginEndpoint(self.plane), BulkEndpoint(self.plane)],
             protocol.TOPIC_PLUGIN: [PluginEndpoint(self.plane), DvrEndpoint(self.plane)],
             protocol.TOPIC_REPORTS: [ReportsEndpoint(self.plane, self.heartbeats)],
             management_protocol.TOPIC: [ManagementEndpoint(self.plane)],

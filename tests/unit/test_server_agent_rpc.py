@@ -135,6 +135,43 @@ def test_an_arp_table_costs_the_same_queries_for_2_ports_or_20(world, scenario):
     assert answers() == few
 
 
+def test_arp_tables_in_bulk_are_each_subnets_table_in_one_query(world, scenario):
+    """Ours, not Neutron's: get_ports_by_subnets answers, per subnet, exactly what
+    get_ports_by_subnet does, with the same number of statements for 2 subnets or 12."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    event.listen(world.db.engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_a: statements.append(sql))
+    world.ctl("port.create", network="net2", host="compute2", name="vm2")
+    subnets = [scenario["sub1"], scenario["sub2"]]
+    statements.clear()
+    tables = world.bulk.get_ports_by_subnets(CONTEXT, host="compute1", subnet_ids=subnets)
+    two = len(statements)
+    assert set(tables) == set(subnets)
+    for subnet_id in subnets:
+        assert tables[subnet_id] == world.l3.get_ports_by_subnet(
+            CONTEXT, host="compute1", subnet_id=subnet_id)
+    assert "vm2" in [pt["name"] for pt in tables[scenario["sub2"]]]
+    for i in range(10):
+        world.ctl("network.create", name=f"more{i}")
+        subnets.append(world.ctl("subnet.create", network=f"more{i}",
+                                 cidr=f"10.9.{i}.0/24", name=f"more{i}")["id"])
+        world.ctl("port.create", network=f"more{i}", host="compute1", name=f"vm-m{i}")
+    statements.clear()
+    tables = world.bulk.get_ports_by_subnets(CONTEXT, host="compute1", subnet_ids=subnets)
+    assert len(statements) == two
+    assert all(len(tables[s]) == 1 for s in subnets[2:])
+
+
+@pytest.mark.parametrize("subnet_ids", [None, [], "sub1", [""], [1],
+                                        [f"s{i}" for i in range(p.MAX_SUBNETS_PER_CALL + 1)]])
+def test_arp_tables_in_bulk_refuse_bad_subnet_lists(world, subnet_ids):
+    from dvr_agent.server.errors import BadRequest
+    with pytest.raises(BadRequest, match="subnet_ids must be a list of 1 to 500"):
+        world.bulk.get_ports_by_subnets(CONTEXT, host="compute1", subnet_ids=subnet_ids)
+
+
 def test_ports_on_host_by_subnet_are_the_hosts_vms(world, scenario):
     ports = world.dvr.get_ports_on_host_by_subnet(CONTEXT, host="compute1",
                                                   subnet=scenario["sub1"])
