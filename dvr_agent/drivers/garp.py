@@ -169,6 +169,8 @@ class GarpSender:
         for namespace, device, ip in due:
             by_namespace.setdefault(namespace, []).append((device, ip))
         for namespace, items in sorted(by_namespace.items()):
+            if self._stopping:  # a round after a cold sync spans 1,000 namespaces (seconds):
+                return          # the agent's stop waits for this thread
             try:
                 failed = self._send(namespace, items)
             except Exception as exc:  # the namespace went away meanwhile

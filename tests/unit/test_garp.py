@@ -79,6 +79,26 @@ def test_announcing_again_restarts_the_rounds_instead_of_doubling_them():
     assert len(record.rounds) == 3, "1 of the first announcement + 2 of the second"
 
 
+def test_stop_ends_a_round_between_namespaces():
+    """After a cold sync one round spans every router's namespace (seconds at 1,000): an
+    agent told to stop must not wait for the rest of it."""
+    started = threading.Event()
+
+    def slow(namespace, items):
+        started.set()
+        time.sleep(0.2)
+        return []
+
+    sender = GarpSender(count=1, interval=1, send=slow)
+    sender.start()
+    sender.announce([(f"qrouter-{i}", "qr-1", "10.0.0.1") for i in range(100)])
+    assert started.wait(5)
+    began = time.monotonic()
+    sender.stop()
+    assert time.monotonic() - began < 1.0, "stop waited for the whole round"
+    assert sender.sent < 10
+
+
 def test_zero_count_disables_announcements():
     record = Recorder()
     sender = GarpSender(count=0, interval=0.01, send=record)
