@@ -40,8 +40,7 @@ def is_vif(port: PortInfo, integration_bridge: str) -> bool:
 
 class VifTracker:
     def __init__(self, core: AgentCore, fetcher: Fetcher, ovsdb: Ovsdb,
-                 integration_bridge: str, metrics: Metrics,
-                 gate: AnnouncementGate | None = None) -> None:
+                 integration_bridge: str, metrics: Metrics, gate: AnnouncementGate) -> None:
         self._core = core
         self._gate = gate  # told which ports are wired: it holds their FIPs' announcements
         self._fetcher = fetcher
@@ -114,8 +113,7 @@ class VifTracker:
         keys = self._core.change(lambda f: f.remove_vif(name) | f.set_ofport(name, None),
                                  aspect=VIF_ASPECTS)
         if port_id is not None:
-            if self._gate is not None:
-                self._gate.unplugged(port_id)
+            self._gate.unplugged(port_id)
             LOG.info("VIF %s (port %s) left %s", name, port_id, self._bridge)
             self._fetcher.report_devices(down=[port_id])
         elif keys:
@@ -150,8 +148,7 @@ class VifTracker:
             self._metrics.event_latency.labels(event="vif_plugged").observe(now - when)
         if ready:
             LOG.info("VIFs wired: %s", ", ".join(sorted(ready)))
-            if self._gate is not None:
-                self._gate.wired(ready)
+            self._gate.wired(ready)
             self._fetcher.report_devices(up=ready)
 
     def count(self) -> int:

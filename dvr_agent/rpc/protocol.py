@@ -60,7 +60,7 @@ REPORTS_VERSION = "1.4"
 
 # Not Neutron's: the ARP tables of many subnets in one call, on q-l3-plugin in a namespace
 # of our own. neutron-server answers it with UnsupportedVersion, and the agent then asks
-# one subnet per call, as Neutron's agents do (agent/arp_tables.py).
+# one subnet per call, as Neutron's agents do (agent/fetcher.py).
 BULK_NAMESPACE = "dvr_agent"
 BULK_VERSION = "1.0"
 MAX_SUBNETS_PER_CALL = 500
