@@ -9,6 +9,23 @@ import pytest
 from tests.fixtures import guard
 from tests.isolated import ISOLATED_ENV
 
+FAILED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """Mark a test whose setup or call failed, so its fixtures can show their daemons' logs
+    in the report (a CI failure is then explained by what is printed, not guessed)."""
+    report = yield
+    if report.failed:
+        item.stash[FAILED] = True
+    return report
+
+
+def has_failed(request: pytest.FixtureRequest) -> bool:
+    """True, in a fixture's teardown, if the test using it has failed so far."""
+    return request.node.stash.get(FAILED, False)
+
 
 def require_isolation() -> None:
     """Root tests only run inside tests/isolated.py, as root: say so clearly otherwise."""

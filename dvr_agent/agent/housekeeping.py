@@ -105,7 +105,10 @@ class Housekeeping:
             self._cycle = sorted(set(d.core.wanted()) | d.reconciler.stale_keys())
             self._cycle_size, self._cycle_started = len(self._cycle), now
             self.cycles += 1
-            d.reconciler.delete_stale_flows()
+            try:
+                d.reconciler.delete_stale_flows()
+            except DriverError as exc:  # ovs-vswitchd away (restarting): the next cycle
+                LOG.warning("cannot look for stale flows: %s", exc)
         share = min(1.0, (now - self._cycle_started + TICK) / interval)
         due = math.ceil(self._cycle_size * share) - (self._cycle_size - len(self._cycle))
         batch, self._cycle = self._cycle[:due], self._cycle[max(due, 0):]

@@ -22,6 +22,7 @@ from pyroute2 import IPRoute, netns
 from dvr_agent import names
 from tests.fixtures.agent_proc import AgentProcess
 from tests.fixtures.dvr_server import DvrServer
+from tests.root_conftest import has_failed
 
 HOST = "network"
 T = TypeVar("T")
@@ -177,7 +178,7 @@ class L3Notifier:
 
 
 @pytest.fixture
-def world(rabbitmq, ovs, tmp_path) -> Iterator[World]:
+def world(rabbitmq, ovs, tmp_path, request) -> Iterator[World]:
     server = DvrServer(transport_url=rabbitmq.url(), state_dir=str(tmp_path / "server"),
                        extra={"agent_down_time": 10})
     server.start()
@@ -191,6 +192,8 @@ def world(rabbitmq, ovs, tmp_path) -> Iterator[World]:
         agent.start()
         yield w
     finally:
+        if has_failed(request):
+            print(f"---- the agent's log, last lines ----\n{agent.tail(200)}")
         w.close()
         agent.close()
         server.stop()

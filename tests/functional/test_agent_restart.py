@@ -103,14 +103,18 @@ def test_sigkill_at_10_random_points_of_a_full_sync_converges_without_leftovers(
 
 
 def test_ovs_vswitchd_restart_is_detected_by_the_canary_and_repaired(world):  # noqa: F811
+    """Down for longer than a resync cycle (5 s here): the cycle's start reads every
+    bridge's flows and fails, and the agent must ride that out (it once stopped: its
+    housekeeping thread died on the error; a CI run caught it), then repair on the canary."""
     w = world
     _router, vm, _ = w.router_with_fip()
     seed = "mod_dl_src:"
     assert seed in w.ovs.ofctl("dump-flows", w.ovs.mgmt("br-tun"))
-    w.ovs.restart_vswitchd()  # flows do not survive this (testbed pitfall 5)
+    w.ovs.restart_vswitchd(down_for=6)  # flows do not survive this (testbed pitfall 5)
     started = time.monotonic()
     wait_for("the DVR flows back after the ovs-vswitchd restart",
              lambda: seed in w.ovs.ofctl("dump-flows", w.ovs.mgmt("br-tun")), timeout=10)
     wait_for("the VM reaching its gateway again", lambda: vm.ping("10.10.1.1"), timeout=10)
     print(f"repaired {time.monotonic() - started:.2f} s after the restart")
     assert "canary flow" in w.agent.log()
+    assert w.agent.proc.poll() is None, f"the agent stopped:\n{w.agent.tail()}"

@@ -12,7 +12,11 @@ from dvr_agent.lab.lab import Lab
 from tests.fixtures import guard
 from tests.fixtures.lab import leftovers_removed  # noqa: F401
 from tests.lab.world import LabWorld
-from tests.root_conftest import leak_guard, session_leak_guard  # noqa: F401
+from tests.root_conftest import (  # noqa: F401
+    leak_guard,
+    pytest_runtest_makereport,
+    session_leak_guard,
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
