@@ -109,12 +109,19 @@ class GarpSender:
         """Queue ``count`` rounds for each target, the first now; never blocks.
 
         A target already queued starts over: the address has just been set up again.
+        An address is announced from one device of a namespace at a time: the rounds still
+        queued for it on another device (its fg- replaced by a new gateway port's, say)
+        are dropped, or a later round from the old device would undo the new one.
         """
         if self._count <= 0:
             return
         now = time.monotonic()
         with self._cond:
             self._generation += 1
+            targets = list(targets)
+            fresh = {(namespace, ip) for namespace, _device, ip in targets}
+            for stale in [t for t in self._left if (t[0], t[2]) in fresh]:
+                del self._left[stale]
             for target in targets:
                 self._left[target] = (self._count, self._generation)
                 heapq.heappush(self._heap, _Due(now, target, self._generation))

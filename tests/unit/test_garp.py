@@ -79,6 +79,30 @@ def test_announcing_again_restarts_the_rounds_instead_of_doubling_them():
     assert len(record.rounds) == 3, "1 of the first announcement + 2 of the second"
 
 
+def test_an_address_announced_from_another_device_is_no_longer_sent_from_the_old_one():
+    """A host's fg- replaced by a new gateway port's device in the same fip namespace: the
+    old device's remaining rounds would move the upstream's entry back to the old MAC."""
+    record = Recorder()
+    record.expected = 10**6
+    sender = GarpSender(count=3, interval=0.2, send=record)
+    sender.start()
+    try:
+        sender.announce([("fip-e", "fg-old", "203.0.113.7"), ("fip-e", "fg-old", "203.0.113.8"),
+                         ("qrouter-r", "qr-1", "203.0.113.7")])  # another namespace: stays
+        time.sleep(0.1)
+        sender.announce([("fip-e", "fg-new", "203.0.113.7")])
+        deadline = time.monotonic() + 10
+        while sender.pending() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        sender.stop()
+    sent = [(ns, item) for _, ns, items in record.rounds for item in items]
+    assert sent.count(("fip-e", ("fg-old", "203.0.113.7"))) == 1, "only the round before"
+    assert sent.count(("fip-e", ("fg-new", "203.0.113.7"))) == 3
+    assert sent.count(("fip-e", ("fg-old", "203.0.113.8"))) == 3, "other addresses stay"
+    assert sent.count(("qrouter-r", ("qr-1", "203.0.113.7"))) == 3
+
+
 def test_stop_ends_a_round_between_namespaces():
     """After a cold sync one round spans every router's namespace (seconds at 1,000): an
     agent told to stop must not wait for the rest of it."""
