@@ -172,37 +172,60 @@ def router_dict(session: Session, router: models.Router,
 
 def sync_router_dict(session: Session, router: models.Router, host: str) -> dict[str, Any]:
     """A router as ``sync_routers`` gives it to ``host``'s L3 agent."""
-    by_type = ports.router_ports_by_type(session, router.id)
-    gws = by_type.get(routers.GATEWAY, [])
-    gw = gws[0] if gws else None
-    body = router_dict(session, router, gw)
-    body["_interfaces"] = [port_dict(p) for p in by_type.get(routers.INTERFACE, [])]
-    if gw is not None:
-        body["gw_port"] = port_dict(gw)
-        body["_snat_router_interfaces"] = [port_dict(p) for p in by_type.get(routers.CSNAT, [])]
-        body["_floatingip_agent_interfaces"] = [
-            port_dict(p) for p in floatingips.host_gateway_ports(session, gw.network_id, host)]
-    fips = _floatingips_for(session, router, host)
-    if fips:
-        body["_floatingips"] = fips
-    return dict(sorted(body.items()))
+    return sync_router_dicts(session, [router], host)[0]
 
 
-def _floatingips_for(session: Session, router: models.Router,
-                     host: str) -> list[dict[str, Any]]:
-    """The floating IPs ``host`` sets up for the router: those of its own VMs (DVR), the
-    centralized ones marked ``dvr_snat_bound`` on the SNAT host, all of a legacy router's
-    on its host. As Neutron filters them: no agent is told of another's."""
-    found = []
+def sync_router_dicts(session: Session, routers_: list[models.Router],
+                      host: str) -> list[dict[str, Any]]:
+    """Routers as ``sync_routers`` gives them to ``host``'s L3 agent, in that order.
+
+    Built together: their ports, floating IPs and the host's fg ports are read in a few
+    queries for all of them (one router at a time, ~10 queries each, took 7.6 s for
+    1,000 routers, the largest part of an agent's full sync).
+    """
+    by_router = ports.routers_ports_by_type(session, [r.id for r in routers_])
+    fips_by_router = _floatingips_of(session, routers_, host)
+    fg_ports: dict[str, list[dict[str, Any]]] = {}  # external network -> host's fg ports
+    built = []
+    for router in routers_:
+        by_type = by_router.get(router.id, {})
+        gws = by_type.get(routers.GATEWAY, [])
+        gw = gws[0] if gws else None
+        body = router_dict(session, router, gw)
+        body["_interfaces"] = [port_dict(p) for p in by_type.get(routers.INTERFACE, [])]
+        if gw is not None:
+            body["gw_port"] = port_dict(gw)
+            body["_snat_router_interfaces"] = [port_dict(p)
+                                               for p in by_type.get(routers.CSNAT, [])]
+            if gw.network_id not in fg_ports:
+                fg_ports[gw.network_id] = [port_dict(p) for p in floatingips.host_gateway_ports(
+                    session, gw.network_id, host)]
+            body["_floatingip_agent_interfaces"] = fg_ports[gw.network_id]
+        fips = fips_by_router.get(router.id)
+        if fips:
+            body["_floatingips"] = fips
+        built.append(dict(sorted(body.items())))
+    return built
+
+
+def _floatingips_of(session: Session, routers_: list[models.Router],
+                    host: str) -> dict[str, list[dict[str, Any]]]:
+    """router id -> the floating IPs ``host`` sets up for it: those of its own VMs (DVR),
+    the centralized ones marked ``dvr_snat_bound`` on the SNAT host, all of a legacy
+    router's on its host. As Neutron filters them: no agent is told of another's."""
+    by_id = {r.id: r for r in routers_}
+    found: dict[str, list[dict[str, Any]]] = {}
+    if not by_id:
+        return found
     for fip in session.scalars(select(models.FloatingIP).where(
-            models.FloatingIP.router_id == router.id, models.FloatingIP.fixed_port_id
+            models.FloatingIP.router_id.in_(sorted(by_id)), models.FloatingIP.fixed_port_id
             .is_not(None)).order_by(models.FloatingIP.floating_ip_address)):
         if floatingips.serving_host(session, fip) != host:
             continue
         body = floatingip_dict(session, fip)
-        if router.distributed and floatingips.centralized(session, fip):
+        if by_id[fip.router_id].distributed and floatingips.centralized(session, fip):
             body["dvr_snat_bound"] = True  # neutron sets the key only when true
-        found.append(body)
+        found.setdefault(fip.router_id, []).append(body)
     return found
 
 

@@ -135,6 +135,39 @@ def test_an_arp_table_costs_the_same_queries_for_2_ports_or_20(world, scenario):
     assert answers() == few
 
 
+def test_sync_routers_costs_the_same_queries_for_1_router_or_6(world, scenario):
+    """Routers, their ports and extra routes load together, never a few queries per
+    router: a full sync at 1,000 routers took 7.6 s of the server's answers that way
+    (benchmarks/README.md, fix 14). Floating IPs still cost a query or two each (200 at
+    1,000 routers); the extra routers here have none."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    event.listen(world.db.engine, "before_cursor_execute",
+                 lambda _c, _cur, sql, *_a: statements.append(sql))
+
+    def cost() -> tuple[int, int]:
+        world.l3.sync_routers(CONTEXT, host="compute1")  # binds new routers' ports here
+        world.plane.new_generation()  # no cached answer
+        statements.clear()
+        routers = world.l3.sync_routers(CONTEXT, host="compute1")
+        return len(routers), len(statements)
+
+    one, few = cost()
+    for i in range(5):
+        world.ctl("network.create", name=f"n{i}")
+        world.ctl("subnet.create", network=f"n{i}", cidr=f"10.30.{i}.0/24", name=f"s{i}")
+        world.ctl("router.create", name=f"r-x{i}")
+        world.ctl("router.add_interface", router=f"r-x{i}", subnet=f"s{i}")
+        world.ctl("router.set_gateway", router=f"r-x{i}", network="ext")
+        world.ctl("router.add_route", router=f"r-x{i}", destination="10.99.0.0/16",
+                  nexthop=f"10.30.{i}.9")
+        world.ctl("port.create", network=f"n{i}", host="compute1", name=f"vm-x{i}")
+    world.take()
+    assert one == 1
+    assert cost() == (6, few)
+
+
 def test_arp_tables_in_bulk_are_each_subnets_table_in_one_query(world, scenario):
     """Ours, not Neutron's: get_ports_by_subnets answers, per subnet, exactly what
     get_ports_by_subnet does, with the same number of statements for 2 subnets or 12."""

@@ -130,8 +130,7 @@ class L3PluginEndpoint:
                 ids = [i for i in ids if i in wanted]
             if devices.missing_distributed_bindings(session, ids, host):
                 return None  # bind first (a write), then build
-            rows = [session.get(models.Router, i) for i in ids]
-            return [payloads.sync_router_dict(session, r, host) for r in rows if r is not None]
+            return payloads.sync_router_dicts(session, _routers(session, ids), host)
 
         key = (host, None if router_ids is None else tuple(sorted(router_ids)))
         generation = self._plane.generation
@@ -191,3 +190,13 @@ class L3PluginEndpoint:
 
     def get_host_ha_router_count(self, context: dict, host: str, **kwargs: Any) -> int:
         return 0  # no HA routers here
+
+
+def _routers(session: Session, ids: list[str]) -> list[models.Router]:
+    """The routers of ``ids`` that exist, in that order, with their extra routes: one
+    query for all (one each, and one more for each one's routes, was a fifth of a full
+    sync's answer)."""
+    rows = session.scalars(select(models.Router).where(models.Router.id.in_(ids))
+                           .options(selectinload(models.Router.routes)))
+    by_id = {r.id: r for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
