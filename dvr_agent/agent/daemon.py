@@ -114,7 +114,7 @@ class Daemon:
         self.core = AgentCore(self.facts, self.queue)
         self.fetcher = Fetcher(self.core, self.api, self.conf.agent.sync_chunk_size,
                                on_vif_details=lambda d, n: self.vifs.on_details(d, n),
-                               metrics=self.metrics)
+                               metrics=self.metrics, rpc_timeout=self.conf.agent.rpc_timeout)
         self.vifs = VifTracker(self.core, self.fetcher, self.ovsdb,
                                self.conf.ovs.integration_bridge, self.metrics, self.announcer)
         self.reconciler = Reconciler(self.drivers, self.core.compile, self.core.wanted,

@@ -40,6 +40,11 @@ MIN_CHUNK = 32
 ARP_CALLS_IN_FLIGHT = 8
 BULK_SUBNETS = 100  # ARP tables per get_ports_by_subnets call (~2,100 ports, ~0.5 MB)
 RETRY_FIRST, RETRY_MAX = 0.5, 5.0  # back within seconds of the server's return
+# get_router_ids is a query of milliseconds. Its first try times out this soon: a request
+# published while the server's consumer was away (its broker just restarted, say) is lost,
+# and waiting rpc_timeout for it held everything behind it, VIF details included, for a
+# minute. Each retry doubles it, up to rpc_timeout, so a slow server still gets its time.
+PROBE_TIMEOUT = 5.0
 
 
 class ServerUnavailable(Exception):
@@ -64,8 +69,9 @@ class _Work:
 class Fetcher:
     def __init__(self, core: AgentCore, api: ServerApi, chunk_size: int,
                  on_vif_details: Callable[[models.DeviceDetails, str], None],
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, rpc_timeout: float = 60.0) -> None:
         self._core = core
+        self._rpc_timeout = rpc_timeout
         self._api = api
         self._metrics = metrics
         self._chunk = chunk_size
@@ -203,12 +209,16 @@ class Fetcher:
             raise ServerUnavailable(f"{method.__name__}: {exc.__class__.__name__}: {exc}") \
                 from exc
 
+    def probe_timeout(self) -> float:
+        """get_router_ids' timeout: PROBE_TIMEOUT, doubled by each failure in a row."""
+        return min(PROBE_TIMEOUT * 2 ** self._failures, self._rpc_timeout)
+
     # ------------------------------------------------------------ routers
 
     def _full_sync(self) -> None:
         """get_router_ids, then sync_routers in chunks (halved on timeout, Neutron bug 1516260)."""
         started = time.monotonic()
-        ids = self._call(self._api.get_router_ids)
+        ids = self._call(self._api.get_router_ids, timeout=self.probe_timeout())
         try:
             router_ids = sorted(set(models.router_ids({"routers": ids})))
         except PayloadError as exc:

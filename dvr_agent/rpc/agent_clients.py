@@ -46,8 +46,8 @@ class ServerApi:
 
     # ---------------------------------------------------------------- L3 (q-l3-plugin)
 
-    def get_router_ids(self) -> Any:
-        return self._l3_call("get_router_ids", host=self.host)
+    def get_router_ids(self, timeout: float | None = None) -> Any:
+        return self._l3_call("get_router_ids", timeout=timeout, host=self.host)
 
     def sync_routers(self, router_ids: list[str] | None, timeout: float | None = None) -> Any:
         return self._l3_call("sync_routers", timeout=timeout, host=self.host,

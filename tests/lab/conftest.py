@@ -4,6 +4,7 @@ the end of the session asserts that `dvr-lab down` left nothing behind."""
 from __future__ import annotations
 
 import os
+import pathlib
 
 import pytest
 
@@ -43,14 +44,27 @@ def _daemon_pids() -> set[int]:
     return pids
 
 
+def _keep_logs(the_lab: Lab, where: pathlib.Path) -> None:
+    """Every daemon's log, copied before `dvr-lab down` deletes them (a failure is then
+    read from the logs, not guessed)."""
+    for target in ["controller", *(h.name for h in the_lab.hosts)]:
+        try:
+            (where / f"{target}.log").write_text(the_lab.logs(target))
+        except Exception as exc:  # a host that never came up has no log
+            (where / f"{target}.log").write_text(f"no log: {exc}\n")
+    print(f"lab: a test failed; the daemons' logs are in {where}")
+
+
 @pytest.fixture(scope="session")
-def lab(session_leak_guard):  # noqa: F811 - ordering: the lab is made after the snapshot
+def lab(session_leak_guard, request, tmp_path_factory):  # noqa: F811 - ordering: the lab is made after the snapshot
     the_lab = Lab(progress=lambda line: print(f"lab: {line}"))
     undo = guard.expect_processes(_daemon_pids)
     try:
         the_lab.up()
         yield LabWorld(the_lab)
     finally:
+        if request.session.testsfailed:
+            _keep_logs(the_lab, tmp_path_factory.mktemp("lab-logs"))
         the_lab.down()
         undo()
         assert not [n for n in os.listdir("/run/netns") if layout.is_lab_namespace(n)]
