@@ -34,8 +34,23 @@ from dvr_agent.state import (
 )
 
 LOG = logging.getLogger(__name__)
+# A pass that plugged new ports leaves the flows of other keys that name them (the
+# external network's VLAN flows for a new fg- port, say) to a follow-up pass; until that
+# pass the port drops what it sends. So the pass's gratuitous ARPs wait for it: a lab run
+# saw a moved floating IP's first announcement lost that way, and the upstream's entry
+# moved a whole round (1 s) late. At most this long, in case no such pass comes.
+HOLD_FOR_FOLLOW_UP = 5.0
 
 CompileKeys = Callable[[Iterable[str]], Mapping[str, KeyState]]
+
+
+@dataclass
+class _Held:
+    """Announcements waiting for the follow-up passes of ``waiting``."""
+
+    waiting: set[str]
+    items: list[Announcement]
+    until: float
 
 
 @dataclass
@@ -68,6 +83,7 @@ class Reconciler:
                                             thread_name_prefix="reconcile")
         self._reader = ActualReader(drivers, self._executor)
         self._applier = Applier(drivers, self._executor)
+        self._held: list[_Held] = []
 
     def close(self, wait: bool = True) -> None:
         self._executor.shutdown(wait=wait)
@@ -104,25 +120,54 @@ class Reconciler:
             for diff in changing:
                 self._log(diff, flow_diffs.get(diff.key), result)
             self._announce(changing, desired, result)
+        self._release_held(set(keys) - set(result.failed) - result.pending, result)
         result.seconds = time.monotonic() - started
         return result
 
     def _announce(self, changing: list[KeyDiff], desired: Mapping[str, KeyState],
                   result: PassResult) -> None:
-        """Gratuitous ARP for what the pass put on the wire, none for what it took off."""
+        """Gratuitous ARP for what the pass put on the wire, none for what it took off;
+        held while the pass leaves follow-ups (see HOLD_FOR_FOLLOW_UP)."""
         applied = [d for d in changing if d.key not in result.failed]
         gone = [w for d in applied for w in withdrawals(d)]
+        found: list[Announcement] = []
         for diff in applied:
-            found = announcements(desired[diff.key], diff)
-            if found:
-                LOG.info("%s: gratuitous ARP for %s", diff.key,
-                         ", ".join(f"{a.ip} on {a.device}" for a in found))
-            result.announced += found
-        if self._d.announcer is not None:
-            if gone:
+            these = announcements(desired[diff.key], diff)
+            if these:
+                LOG.info("%s: gratuitous ARP for %s%s", diff.key,
+                         ", ".join(f"{a.ip} on {a.device}" for a in these),
+                         " once the new ports' follow-up pass is done" if result.follow_up
+                         else "")
+            found += these
+        if gone:
+            for held in self._held:
+                held.items = [a for a in held.items if not any(
+                    a.namespace == w.namespace and w.ip in (None, a.ip) for w in gone)]
+            if self._d.announcer is not None:
                 self._d.announcer.withdraw(gone)
-            if result.announced:
-                self._d.announcer.announce(result.announced)
+        if found and result.follow_up:
+            self._held.append(_Held(set(result.follow_up), found,
+                                    time.monotonic() + HOLD_FOR_FOLLOW_UP))
+        elif found:
+            self._send(found, result)
+
+    def _release_held(self, done: set[str], result: PassResult) -> None:
+        """Send what waited for keys this pass has now done (or waited long enough)."""
+        now, still = time.monotonic(), []
+        for held in self._held:
+            held.waiting -= done
+            if held.waiting and now < held.until:
+                still.append(held)
+            elif held.items:
+                LOG.info("gratuitous ARP, after the follow-up pass: %s",
+                         ", ".join(f"{a.ip} on {a.device}" for a in held.items))
+                self._send(held.items, result)
+        self._held = still
+
+    def _send(self, items: list[Announcement], result: PassResult) -> None:
+        result.announced += items
+        if self._d.announcer is not None:
+            self._d.announcer.announce(items)
 
     def _desired(self, keys: Mapping[str, Aspect]) -> dict[str, KeyState]:
         wanted = self._wanted()

@@ -243,3 +243,44 @@ def test_a_pass_announces_what_it_added_and_withdraws_what_it_removed():
         assert announcer.withdrawn == [(QROUTER, None)]
     finally:
         rec.close()
+
+
+def _announcing_world(follow_up: str):
+    """A reconciler whose new ports leave ``follow_up`` (a key outside the pass) to a
+    follow-up pass, as the external network's key is left when a fg- port is plugged."""
+    host, announcer = FakeHost(), Announcer()
+    world = World(host)
+    drivers = host.drivers()
+    drivers.announcer = announcer
+    rec = Reconciler(drivers, world.compile, lambda: frozenset(world.wanted),
+                     lambda: ["br-int", "br-tun"], lambda: frozenset({follow_up}), workers=2)
+    return world, announcer, rec
+
+
+def test_announcements_wait_for_the_follow_up_pass_of_the_new_ports():
+    """Until the follow-up pass puts in the flows that name a new port, the port drops
+    what it sends: a gratuitous ARP sent before is lost (a lab run saw it)."""
+    follow_up = "network:08d1f8c7-cfb0-491a-ad87-4eebf79ebffd"
+    _world, announcer, rec = _announcing_world(follow_up)
+    try:
+        assert rec.run_pass(full(HOST_KEY, router_key(R))).follow_up == {follow_up}
+        assert announcer.announced == []
+        rec.run_pass(full(HOST_KEY))
+        assert announcer.announced == [], "another key's pass is not the follow-up"
+        done = rec.run_pass({follow_up: Aspect.FLOWS})
+        assert announcer.announced == [(QROUTER, QR, "10.0.1.1")] == done.announced
+    finally:
+        rec.close()
+
+
+def test_a_held_announcement_withdrawn_meanwhile_is_never_sent():
+    follow_up = "network:08d1f8c7-cfb0-491a-ad87-4eebf79ebffd"
+    world, announcer, rec = _announcing_world(follow_up)
+    try:
+        rec.run_pass(full(HOST_KEY, router_key(R)))
+        world.wanted.discard(router_key(R))
+        rec.run_pass(full(router_key(R)))
+        rec.run_pass({follow_up: Aspect.FLOWS})
+        assert announcer.announced == [] and announcer.withdrawn == [(QROUTER, None)]
+    finally:
+        rec.close()
