@@ -195,7 +195,10 @@ class Capture:
     def __init__(self, argv_prefix: list[str], interface: str, expression: str) -> None:
         self.text = ""
         self._proc = subprocess.Popen(
-            [*argv_prefix, "tcpdump", "-l", "-n", "-e", "-i", interface, expression],
+            # --immediate-mode: each packet handed over as it comes, not in libpcap's
+            # buffer blocks, so a stop right after the awaited packet cannot lose it
+            [*argv_prefix, "tcpdump", "--immediate-mode", "-l", "-n", "-e", "-i", interface,
+             expression],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(5):  # "listening on ..." comes once it sees packets
             line = self._proc.stderr.readline()
