@@ -5,8 +5,9 @@
 Runs in the private network and mount namespace of tests/isolated.py, so it touches
 nothing of the host's. Each figure is the median of three runs; expect noise on a shared
 machine. Compares our paths with pyroute2's own: namespace create/delete, opening a
-socket in a namespace, permanent neighbours 10k/40k via the hand-encoded batch and one
-pyroute2 call at a time, the struct-decoded neighbour dump, and routes in bulk.
+socket in a namespace, veth pairs into namespaces, permanent neighbours 10k/40k via the
+hand-encoded batch and one pyroute2 call at a time, the struct-decoded neighbour dump,
+and routes in bulk.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pyroute2.netlink.rtnl import ndmsg
 from dvr_agent import names
 from dvr_agent.drivers.namespaces import Namespaces
 from dvr_agent.drivers.netlink import Netlink
-from dvr_agent.state import Address, Neighbour, Route
+from dvr_agent.state import Address, Link, LinkKind, Neighbour, Route
 
 REPEAT = 3
 
@@ -91,6 +92,46 @@ def bench_open(count: int) -> None:
         Namespaces().delete(name)
 
 
+def bench_veths(count: int) -> None:
+    """Phase 2 of a cold sync: a veth per namespace whose host end OVS plugs, far end in
+    the namespace with its MAC and MTU: our batch against one pyroute2 call each."""
+    spaces = Namespaces()
+    batch = [names.qrouter_ns_name(names.new_uuid()) for _ in range(count)]
+    ends = [(ns, Link(f"qr-bench{i}", LinkKind.OVS_VETH, mac=f"fa:16:3e:00:{i >> 8:02x}:"
+                      f"{i & 255:02x}", mtu=1450, peer=f"tap-bench{i}"))
+            for i, ns in enumerate(batch)]
+    for name in batch:
+        spaces.create(name)
+    host = Netlink(None)
+
+    def delete_all(_):
+        for _ns, link in ends:
+            host.link_del(link.peer)
+
+    def ours(_):
+        assert not host.veths_add(ends)
+
+    def theirs(_):
+        with IPRoute() as ipr:
+            for ns, link in ends:
+                fd = os.open(f"/run/netns/{ns}", os.O_RDONLY)
+                try:
+                    ipr.link("add", ifname=link.peer, kind="veth", mtu=link.mtu,
+                             peer={"ifname": link.name, "net_ns_fd": fd, "mtu": link.mtu,
+                                   "address": link.mac})
+                finally:
+                    os.close(fd)
+    try:
+        report("veth pairs into namespaces, batch from the agent's", count,
+               median_seconds(lambda: None, ours, delete_all))
+        report("  pyroute2 link('add', kind='veth'), one call each", count,
+               median_seconds(lambda: None, theirs, delete_all))
+    finally:
+        host.close()
+        for name in batch:
+            spaces.delete(name)
+
+
 def neighbours(count: int) -> list[Neighbour]:
     return [Neighbour("qr-1", f"10.{1 + i // 65536}.{i // 256 % 256}.{i % 256}",
                       f"fa:16:3e:{i >> 16:02x}:{(i >> 8) & 255:02x}:{i & 255:02x}")
@@ -149,7 +190,7 @@ def bench_routes(count: int) -> None:
         report("route replace, batch", count, median_seconds(
             lambda: None, lambda _: router.nl.route_replace_many(routes),
             lambda _: router.nl.route_del_many(routes)))
-        report("route read back (pyroute2 dump)", count, median_seconds(
+        report("route read back (struct-decoded dump)", count, median_seconds(
             lambda: router.nl.route_replace_many(routes), lambda _: router.nl.routes(),
             lambda _: router.nl.route_del_many(routes)))
         report("route delete, batch", count, median_seconds(
@@ -168,6 +209,7 @@ def main(argv: list[str]) -> int:
     print(f"median of {REPEAT} runs each")
     bench_namespaces(50 if quick else 200)
     bench_open(20 if quick else 100)
+    bench_veths(100 if quick else 1000)
     bench_neighbours(10_000, per_call=True)
     bench_neighbours(40_000, per_call=not quick)
     bench_routes(10_000)

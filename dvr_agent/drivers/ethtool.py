@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Iterable
 
 from pyroute2.ethtool.ioctl import IoctlEthtool, NoSuchDevice, NotSupportedError
 
@@ -40,38 +41,64 @@ def _tx_checksum(device: str, turn_off: bool) -> tuple[bool, bool]:
         ethtool.close()
 
 
-def _run(namespace: str | None, device: str, turn_off: bool) -> tuple[bool, bool]:
-    check_device(device)
+def _each(devices: list[str], turn_off: bool) -> list[tuple[bool, bool]]:
+    results = []
+    for device in devices:
+        try:
+            results.append(_tx_checksum(device, turn_off))
+        except Exception as exc:
+            exc.device = device  # type: ignore[attr-defined]  # named in the DriverError
+            raise
+    return results
+
+
+def _run(namespace: str | None, devices: list[str], turn_off: bool) -> list[tuple[bool, bool]]:
+    """(was on, is on) of each device; one thread into the namespace for all of them."""
+    for device in devices:
+        check_device(device)
     try:
         if namespace is None:  # the caller's own: no thread to spawn (2,000 veths at scale)
-            return _tx_checksum(device, turn_off)
-        return run_in_netns(namespace, _tx_checksum, device, turn_off)
+            return _each(devices, turn_off)
+        return run_in_netns(namespace, _each, devices, turn_off)
     except NoSuchDevice as exc:
+        device = getattr(exc, "device", devices[0])
         raise DriverError(f"no device {device} in {namespace}", obj=device,
                           errno=errno.ENODEV) from exc
     except NotSupportedError as exc:
+        device = getattr(exc, "device", devices[0])
         raise DriverError(f"{device}: tx checksum offload not supported", obj=device,
                           errno=errno.EOPNOTSUPP) from exc
     except FileNotFoundError as exc:  # the namespace
         raise DriverError(f"no namespace {namespace}", obj=namespace,
                           errno=errno.ENOENT) from exc
     except OSError as exc:
+        device = getattr(exc, "device", devices[0])
         raise DriverError(f"ethtool on {device}: {exc.strerror}", obj=device,
                           errno=exc.errno) from exc
 
 
 def tx_checksum_enabled(namespace: str | None, device: str) -> bool:
     """Whether ``device`` in ``namespace`` (None: the agent's) offloads tx checksums."""
-    return _run(namespace, device, turn_off=False)[1]
+    return _run(namespace, [device], turn_off=False)[0][1]
 
 
 def tx_checksum_off(namespace: str | None, device: str) -> bool:
     """Turn tx checksum offload off; True if it was on (and is off now)."""
-    was_on, is_on = _run(namespace, device, turn_off=True)
-    if is_on:
-        raise DriverError(f"{device}: tx checksum offload still on after turning it off",
-                          obj=device, errno=errno.EOPNOTSUPP)
-    if was_on:
-        LOG.debug("tx checksum offload turned off on %s in %s", device,
-                  namespace or "agent namespace")
-    return was_on
+    return tx_checksum_off_all(namespace, [device]) == 1
+
+
+def tx_checksum_off_all(namespace: str | None, devices: Iterable[str]) -> int:
+    """Turn tx checksum offload off on every device of ``namespace``, from one thread in
+    there; how many had it on (and have it off now)."""
+    devices = list(devices)
+    turned = 0
+    for device, (was_on, is_on) in zip(devices, _run(namespace, devices, turn_off=True),
+                                       strict=True):
+        if is_on:
+            raise DriverError(f"{device}: tx checksum offload still on after turning it off",
+                              obj=device, errno=errno.EOPNOTSUPP)
+        if was_on:
+            turned += 1
+            LOG.debug("tx checksum offload turned off on %s in %s", device,
+                      namespace or "agent namespace")
+    return turned

@@ -6,10 +6,12 @@ nothing. Every write checks its whole input first (InvalidInput, nothing changed
 pyroute2's ``ensure`` does), and turns any other kernel error into a DriverError carrying
 the value and the errno, for the reconciler to retry or give up.
 
-Addresses and rules, and changes of links, go through pyroute2. Neighbours and routes go
-through the hand-encoded batch of netlink_batch (one encoder for one route or ten
-thousand), because a cold sync writes tens of thousands of them; links are read through
-it too (the agent's own namespace holds thousands of veth ends).
+Everything goes through the hand-encoded batch socket of netlink_batch and the messages of
+netlink_messages (one encoder for one route or ten thousand): a cold sync at 1,000 routers
+writes ~80,000 objects and a warm restart reads 1,000 namespaces back, and through
+pyroute2 each message cost its generic encoder plus a socket with an asyncio loop per
+namespace (benchmarks/README.md). pyroute2 is left with the nsid question, which no pass
+asks.
 
 Changes are logged at DEBUG, per object: the reconciler logs what changed at INFO, one
 line per key (a line per object was 12% of a cold sync's CPU at 1,000 routers).
@@ -22,7 +24,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
 
 from pyroute2.netlink.exceptions import NetlinkError
@@ -30,16 +32,38 @@ from pyroute2.netlink.exceptions import NetlinkError
 from dvr_agent.drivers import netlink_values as check
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.netlink_batch import (
+    CHANGE,
+    CREATE,
     DELETE,
     REPLACE,
     RTM_DELNEIGH,
     RTM_DELROUTE,
+    RTM_NEWLINK,
     RTM_NEWNEIGH,
     RTM_NEWROUTE,
     BatchSocket,
     Request,
     neigh_payload,
     route_payload,
+)
+from dvr_agent.drivers.netlink_messages import (
+    RTM_DELADDR,
+    RTM_DELLINK,
+    RTM_DELRULE,
+    RTM_GETADDR,
+    RTM_GETROUTE,
+    RTM_NEWADDR,
+    RTM_NEWRULE,
+    address_dump_request,
+    address_payload,
+    link_del_payload,
+    link_move_payload,
+    link_set_payload,
+    parse_address,
+    parse_route,
+    route_dump_request,
+    rule_payload,
+    veth_payload,
 )
 from dvr_agent.drivers.netlink_read import (
     LinkInfo,
@@ -57,13 +81,15 @@ from dvr_agent.drivers.netlink_socket import (
     route_socket,
 )
 from dvr_agent.drivers.netns_thread import netns_path
-from dvr_agent.state import Address, Neighbour, Route, Rule
+from dvr_agent.state import Address, Link, Neighbour, Route, Rule
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
 
 ALREADY_GONE = frozenset({errno.ENOENT, errno.ESRCH, errno.ENODEV, errno.EADDRNOTAVAIL})
 ALREADY_THERE = frozenset({errno.EEXIST})
+# veth pairs per batch: one descriptor is held open per far namespace of a batch
+VETHS_PER_BATCH = 256
 
 
 def _where(namespace: str | None) -> str:
@@ -73,19 +99,20 @@ def _where(namespace: str | None) -> str:
 class Netlink:
     """One namespace's netlink socket, kept open; ``namespace=None`` is the agent's own.
 
-    Safe to use from several threads: pyroute2 gives each calling thread its socket
-    (made in the namespace on first use), and the batch socket takes one batch at a time.
+    Safe to use from several threads: the batch socket takes one batch at a time, and
+    pyroute2 (kept for the rare nsid question only) gives each calling thread its socket.
     """
 
     def __init__(self, namespace: str | None) -> None:
         require_namespace(namespace)
         self.namespace = namespace
-        self._ipr = IPRouteIn(namespace_ref(namespace))
+        self._ipr: IPRouteIn | None = None
         self._batch: BatchSocket | None = None
         self._batch_lock = threading.Lock()
 
     def close(self) -> None:
-        self._ipr.close()
+        if self._ipr is not None:
+            self._ipr.close()
         if self._batch is not None:
             self._batch.close()
 
@@ -110,15 +137,19 @@ class Netlink:
         entry = self._batch_socket().link(name)
         return None if entry is None else link_of(entry)
 
-    def addresses(self) -> frozenset[Address]:
-        names = self._names()
-        found = (address_of(m, names) for m in self._kernel(self._ipr.addr, "dump"))
+    def addresses(self, links: Mapping[str, LinkInfo] | None = None) -> frozenset[Address]:
+        """IPv4 and global IPv6 addresses; ``links``, if the caller just read them, saves
+        a second dump (reading 1,000 namespaces back, it is a dump each)."""
+        names = self._names(links)
+        found = (address_of(parse_address(body), names) for body in self._batch_socket().dump(
+            "address", RTM_GETADDR, address_dump_request()))
         return frozenset(a for a in found if a is not None)
 
-    def routes(self) -> frozenset[Route]:
-        names = self._names()
-        found = (route_of(m, names) for family in (socket.AF_INET, socket.AF_INET6)
-                 for m in self._kernel(self._ipr.route, "dump", family=family))
+    def routes(self, links: Mapping[str, LinkInfo] | None = None) -> frozenset[Route]:
+        names = self._names(links)
+        batch = self._batch_socket()
+        found = (route_of(parse_route(body), names) for family in (socket.AF_INET, socket.AF_INET6)
+                 for body in batch.dump("route", RTM_GETROUTE, route_dump_request(family)))
         return frozenset(r for r in found if r is not None)
 
     def rules(self) -> frozenset[Rule]:
@@ -127,9 +158,9 @@ class Netlink:
                  for e in self._batch_socket().rules(family))
         return frozenset(r for r in found if r is not None)
 
-    def neighbours(self) -> frozenset[Neighbour]:
+    def neighbours(self, links: Mapping[str, LinkInfo] | None = None) -> frozenset[Neighbour]:
         """Permanent entries, read through the batch socket's struct-decoded dump."""
-        names = self._names()
+        names = self._names(links)
         found = (neighbour_of(e, names) for e in self._batch_socket().neighbours())
         return frozenset(n for n in found if n is not None)
 
@@ -142,15 +173,16 @@ class Netlink:
         require_namespace(namespace)
         fd = os.open(netns_path(namespace_ref(namespace)), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            reply = self._kernel(self._ipr.get_netnsid, fd=fd)
+            ipr = self._pyroute2()
+            reply = self._kernel(ipr.get_netnsid, fd=fd)
         finally:
             os.close(fd)
         nsid = reply.get("nsid") if reply else None
         # NETNSA_NSID is signed; "none" (-1) may come back read as unsigned
         return None if nsid is None or not 0 <= nsid < 2**31 else nsid
 
-    def _names(self) -> dict[int, str]:
-        return {info.index: info.name for info in self.links().values()}
+    def _names(self, links: Mapping[str, LinkInfo] | None = None) -> dict[int, str]:
+        return {info.index: info.name for info in (links or self.links()).values()}
 
     def _index(self, name: str) -> int | None:
         info = self.link(name)
@@ -176,22 +208,57 @@ class Netlink:
         require_namespace(peer_namespace)
         if self._index(name) is not None:
             return
-        peer_spec: dict[str, object] = {"ifname": peer}
-        fd = None
-        if peer_namespace != self.namespace:
-            fd = os.open(netns_path(namespace_ref(peer_namespace)), os.O_RDONLY | os.O_CLOEXEC)
-            peer_spec["net_ns_fd"] = fd
+        fd = os.open(netns_path(namespace_ref(peer_namespace)), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            done = self._change(f"adding veth {name}", name, ALREADY_THERE, self._ipr.link,
-                                "add", ifname=name, kind="veth", peer=peer_spec)
+            done = self._write(f"adding veth {name}", name, ALREADY_THERE, RTM_NEWLINK, CREATE,
+                               veth_payload(name, peer, fd))
         finally:
-            if fd is not None:
-                os.close(fd)
+            os.close(fd)
         if not done and self._index(name) is None:  # EEXIST, but not for `name`: the peer's
             raise DriverError(f"adding veth {name}: its peer name {peer} is taken in "
                               f"{_where(peer_namespace)}", obj=name, errno=errno.EEXIST)
         LOG.debug("veth %s (peer %s in %s) added in %s", name, peer, _where(peer_namespace),
                   _where(self.namespace))
+
+    def veths_add(self, ends: Sequence[tuple[str, Link]]) -> dict[str, DriverError]:
+        """Many veth pairs made from here in batches: for each (namespace, link),
+        ``link.name`` in that namespace with ``link.mac`` (down: see veth_payload) and
+        ``link.peer`` here, up; both with ``link.mtu``. Returns the links the kernel
+        refused, by name (EEXIST included: the caller knows whether that can be).
+
+        The whole veth phase of a cold sync in a few sendmsg calls: the far ends' namespaces
+        need no socket of their own (one each cost a thread's setns), and no pyroute2.
+        """
+        for _namespace, link in ends:
+            check.device(link.name)
+            check.device(link.peer)
+            if link.mtu is not None:
+                check.mtu(link.mtu, obj=link.name)
+            if link.mac is not None:
+                check.unicast_mac(link.mac, obj=link.name)
+        refused: dict[str, DriverError] = {}
+        for start in range(0, len(ends), VETHS_PER_BATCH):
+            group = ends[start:start + VETHS_PER_BATCH]
+            fds: dict[str, int] = {}
+            try:
+                for namespace, _link in group:
+                    if namespace not in fds:
+                        require_namespace(namespace)
+                        fds[namespace] = os.open(netns_path(namespace),
+                                                 os.O_RDONLY | os.O_CLOEXEC)
+                failures = self._batch_socket().execute([
+                    Request(link.name, RTM_NEWLINK, CREATE, veth_payload(
+                        link.peer, link.name, fds[namespace], mtu=link.mtu, mac=link.mac,
+                        up=True)) for namespace, link in group])
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
+            for name, err in failures:
+                refused[name] = DriverError(f"adding veth {name} from {_where(self.namespace)}: "
+                                            f"{os.strerror(err)}", obj=name, errno=err)
+        LOG.debug("%d veths added from %s, %d refused", len(ends) - len(refused),
+                  _where(self.namespace), len(refused))
+        return refused
 
     def link_move(self, name: str, to_namespace: str | None) -> None:
         """Move device ``name`` from here to ``to_namespace`` (None: the agent's).
@@ -208,8 +275,8 @@ class Netlink:
             return
         fd = os.open(netns_path(namespace_ref(to_namespace)), os.O_RDONLY | os.O_CLOEXEC)
         try:
-            self._change(f"moving {name} to {_where(to_namespace)}", name, frozenset(),
-                         self._ipr.link, "set", index=index, net_ns_fd=fd)
+            self._write(f"moving {name} to {_where(to_namespace)}", name, frozenset(),
+                        RTM_NEWLINK, CHANGE, link_move_payload(index, fd))
         finally:
             os.close(fd)
         LOG.debug("link %s moved from %s to %s", name, _where(self.namespace),
@@ -225,58 +292,64 @@ class Netlink:
         if info is None:
             raise DriverError(f"no device {name} in {_where(self.namespace)}", obj=name,
                               errno=errno.ENODEV)
-        changes: dict[str, object] = {}
-        if mac is not None and mac != info.mac:
-            changes["address"] = mac
-        if mtu is not None and mtu != info.mtu:
-            changes["mtu"] = mtu
-        if up is not None and up != info.up:
-            changes["state"] = "up" if up else "down"
-        if changes:
-            self._change(f"setting {name}", name, frozenset(), self._ipr.link, "set",
-                         index=info.index, **changes)
-            LOG.debug("link %s set %s in %s", name, changes, _where(self.namespace))
+        mac = mac if mac is not None and mac != info.mac else None
+        mtu = mtu if mtu is not None and mtu != info.mtu else None
+        up = up if up is not None and up != info.up else None
+        if mac is not None or mtu is not None or up is not None:
+            self._write(f"setting {name}", name, frozenset(), RTM_NEWLINK, CHANGE,
+                        link_set_payload(info.index, mac=mac, mtu=mtu, up=up))
+            LOG.debug("link %s set mac=%s mtu=%s up=%s in %s", name, mac, mtu, up,
+                      _where(self.namespace))
 
     def link_del(self, name: str) -> None:
         """Delete ``name`` (a veth takes its peer along); absent is success."""
         check.device(name)
         index = self._index(name)
-        if index is not None and self._change(f"deleting {name}", name, ALREADY_GONE,
-                                              self._ipr.link, "del", index=index):
+        if index is not None and self._write(f"deleting {name}", name, ALREADY_GONE,
+                                             RTM_DELLINK, DELETE, link_del_payload(index)):
             LOG.debug("link %s deleted in %s", name, _where(self.namespace))
 
     # ------------------------------------------------------------ addresses, rules
 
     def addr_add(self, a: Address) -> None:
-        a = check.address(a)
-        iface = check.interface(a.cidr)
-        index = self._require_index(a.device, a)
-        if self._change(f"adding {a.cidr} on {a.device}", a, ALREADY_THERE, self._ipr.addr,
-                        "add", index=index, address=str(iface.ip),
-                        prefixlen=iface.network.prefixlen):
-            LOG.debug("address %s added on %s in %s", a.cidr, a.device, _where(self.namespace))
+        self.addr_add_many([a])
+
+    def addr_add_many(self, addresses: Iterable[Address]) -> int:
+        """Add every address (one already there is success); the number added now."""
+        valid = [check.address(a) for a in addresses]
+        index = self._device_indexes(a.device for a in valid)
+        requests = []
+        for a in valid:
+            _known_device(a, a.device, index, missing_is_error=True)
+            iface = check.interface(a.cidr)
+            requests.append(Request(a, RTM_NEWADDR, CREATE, address_payload(
+                index[a.device], str(iface.ip), iface.network.prefixlen)))
+        return self._run_batch("address add", ALREADY_THERE, requests)
 
     def addr_del(self, a: Address) -> None:
         a = check.address(a)
         iface = check.interface(a.cidr)
         index = self._index(a.device)
-        if index is not None and self._change(
-                f"deleting {a.cidr} from {a.device}", a, ALREADY_GONE, self._ipr.addr, "del",
-                index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen):
+        if index is not None and self._write(
+                f"deleting {a.cidr} from {a.device}", a, ALREADY_GONE, RTM_DELADDR, DELETE,
+                address_payload(index, str(iface.ip), iface.network.prefixlen)):
             LOG.debug("address %s deleted from %s in %s", a.cidr, a.device,
                       _where(self.namespace))
 
     def rule_add(self, r: Rule) -> None:
-        """Add a rule; the kernel refuses an identical one (NLM_F_EXCL), which is success."""
-        r = check.rule(r)
-        if self._change(f"adding rule {r}", r, ALREADY_THERE, self._ipr.rule, "add",
-                        **_rule_spec(r)):
-            LOG.debug("rule %s added in %s", r, _where(self.namespace))
+        self.rule_add_many([r])
+
+    def rule_add_many(self, rules: Iterable[Rule]) -> int:
+        """Add every rule; the kernel refuses an identical one (NLM_F_EXCL), which is
+        success. The number added now."""
+        return self._run_batch("rule add", ALREADY_THERE, [
+            Request(r, RTM_NEWRULE, CREATE, _rule_payload(r))
+            for r in map(check.rule, rules)])
 
     def rule_del(self, r: Rule) -> None:
         r = check.rule(r)
-        if self._change(f"deleting rule {r}", r, ALREADY_GONE, self._ipr.rule, "del",
-                        **_rule_spec(r)):
+        if self._write(f"deleting rule {r}", r, ALREADY_GONE, RTM_DELRULE, DELETE,
+                       _rule_payload(r)):
             LOG.debug("rule %s deleted in %s", r, _where(self.namespace))
 
     # ------------------------------------------------------------ routes, neighbours (batched)
@@ -338,6 +411,25 @@ class Netlink:
                 self._batch = BatchSocket(route_socket(namespace_ref(self.namespace)))
             return self._batch
 
+    def _pyroute2(self) -> IPRouteIn:
+        """pyroute2's socket here, made on first use (only the nsid question needs it)."""
+        with self._batch_lock:
+            if self._ipr is None:
+                self._ipr = IPRouteIn(namespace_ref(self.namespace))
+            return self._ipr
+
+    def _write(self, what: str, obj: object, tolerated: frozenset[int], kind: int, flags: int,
+               payload: bytes) -> bool:
+        """One change: True if done now, False if the kernel said it already was so."""
+        failures = self._batch_socket().execute([Request(obj, kind, flags, payload)])
+        if not failures:
+            return True
+        err = failures[0][1]
+        if err in tolerated:
+            return False
+        raise DriverError(f"{what} in {_where(self.namespace)}: {os.strerror(err)}", obj=obj,
+                          errno=err)
+
     def _run_batch(self, what: str, tolerated: frozenset[int],
                    requests: Sequence[Request]) -> int:
         if not requests:
@@ -364,17 +456,6 @@ class Netlink:
             raise self._error(f"{getattr(method, '__name__', 'netlink')} {args}",
                               self.namespace, exc) from exc
 
-    def _change(self, what: str, obj: object, tolerated: frozenset[int],
-                method: Callable[..., object], *args: object, **kwargs: object) -> bool:
-        """A write: True if done now, False if the kernel said it already was so."""
-        try:
-            method(*args, **kwargs)
-        except NetlinkError as exc:
-            if exc.code in tolerated:
-                return False
-            raise self._error(what, obj, exc) from exc
-        return True
-
     def _error(self, what: str, obj: object, exc: NetlinkError) -> DriverError:
         return DriverError(f"{what} in {_where(self.namespace)}: {os.strerror(exc.code)}",
                            obj=obj, errno=exc.code)
@@ -390,13 +471,7 @@ def _known_device(entry: object, device: str, index: dict[str, int], *,
     return False
 
 
-def _rule_spec(r: Rule) -> dict[str, object]:
-    spec: dict[str, object] = {"priority": r.priority, "table": r.table,
-                               "action": "FR_ACT_TO_TBL", "family": socket.AF_INET}
-    if r.src is not None:
-        net = check.network(r.src)
-        spec.update(src=str(net.network_address), src_len=net.prefixlen,
-                    family=socket.AF_INET if net.version == 4 else socket.AF_INET6)
-    if r.iif is not None:
-        spec["iifname"] = r.iif
-    return spec
+def _rule_payload(r: Rule) -> bytes:
+    src = check.network(r.src) if r.src is not None else None
+    return rule_payload(r.priority, r.table, None if src is None else str(src.network_address),
+                        0 if src is None else src.prefixlen, r.iif)

@@ -45,9 +45,12 @@ NLM_F_ACK = 0x4
 NLM_F_DUMP_INTR = 0x10
 NLM_F_DUMP = 0x300
 NLM_F_REPLACE = 0x100
+NLM_F_EXCL = 0x200
 NLM_F_CREATE = 0x400
 REPLACE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE
+CREATE = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL  # EEXIST if it is there
 DELETE = NLM_F_REQUEST | NLM_F_ACK
+CHANGE = NLM_F_REQUEST | NLM_F_ACK  # an existing object (a link by its index)
 
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 NDA_DST, NDA_LLADDR = 1, 2
@@ -324,6 +327,11 @@ class BatchSocket:
         """
         return [parse_rule(body) for body in self._consistent_dump(
             "rule", RTM_GETRULE, _FIB_RULE_HDR.pack(family, 0, 0, 0, 0, 0, 0))]
+
+    def dump(self, what: str, kind: int, payload: bytes) -> list[bytes]:
+        """The bodies of a dump's answers (``kind`` a RTM_GET*, ``payload`` its header), for
+        a decoder of the caller's; consistent, as below."""
+        return self._consistent_dump(what, kind, payload)
 
     def _consistent_dump(self, what: str, kind: int, payload: bytes) -> list[bytes]:
         """A dump's answers, retried while the kernel flags it interrupted (NLM_F_DUMP_INTR:

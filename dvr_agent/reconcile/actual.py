@@ -159,14 +159,14 @@ class ActualReader:
                 name=name,
                 links={link.name: _assumed(link) for link in want.links},
                 addresses=want.addresses, routes=want.routes, rules=want.rules,
-                neighbours=handle.neighbours() if aspect & Aspect.NEIGH else want.neighbours,
+                neighbours=handle.neighbours(links) if aspect & Aspect.NEIGH else want.neighbours,
                 sysctls={s.key: s.value for s in want.sysctls}, nat=want.nat)
         keys = [s.key for s in want.sysctls]
         readable = [k for k in keys if sysctl_device(k) in (None, *links)]
         return ActualNamespace(
-            name=name, links=links, addresses=handle.addresses(), routes=handle.routes(),
-            rules=handle.rules(),
-            neighbours=handle.neighbours() if aspect & Aspect.NEIGH else want.neighbours,
+            name=name, links=links, addresses=handle.addresses(links),
+            routes=handle.routes(links), rules=handle.rules(),
+            neighbours=handle.neighbours(links) if aspect & Aspect.NEIGH else want.neighbours,
             sysctls=self._drivers.sysctl.get(name, readable) if readable else {},
             nat=self._drivers.nat.read(name))
 

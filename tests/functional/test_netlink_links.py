@@ -9,6 +9,7 @@ import pytest
 
 from dvr_agent.drivers.errors import DriverError, InvalidInput
 from dvr_agent.drivers.netlink import Netlink
+from dvr_agent.state import Link, LinkKind
 from tests.functional import netlink_fixtures
 from tests.functional.netlink_fixtures import ip
 
@@ -35,6 +36,35 @@ def test_veth_pair_spans_two_namespaces_with_mac_mtu_and_up(new_namespace):
         assert here.peer_index == there.index and there.peer_index == here.index
     assert "link/ether fa:16:3e:aa:bb:01" in ip("-n", router, "link", "show", "rfp-1a2b3c4d-5")
     assert "mtu 1450" in ip("-n", fip, "link", "show", "fpr-1a2b3c4d-5")
+
+
+def test_many_veths_in_one_batch_each_end_in_its_namespace_up_with_mtu_and_mac(
+        new_namespace):
+    routers = [new_namespace() for _ in range(3)]
+    ends = [(ns, Link(f"qr-bulk-{i}{j}", LinkKind.OVS_VETH, mac=f"fa:16:3e:00:0{i}:0{j}",
+                      mtu=1450, peer=f"tap-bulk-{i}{j}"))
+            for i, ns in enumerate(routers) for j in range(2)]
+    with Netlink(None) as host:
+        try:
+            assert host.veths_add(ends) == {}
+            for ns, link in ends:
+                with Netlink(ns) as inside:
+                    far = inside.links()[link.name]
+                near = host.link(link.peer)
+                # the far end cannot come up in the same message (veth_open: ENOTCONN)
+                assert (far.kind, far.mac, far.mtu, far.up) == ("veth", link.mac, 1450, False)
+                assert (near.kind, near.mtu, near.up) == ("veth", 1450, True)
+                assert near.peer_namespace_id == host.namespace_id(ns)
+            # again: the kernel refuses every one by name, and nothing changes
+            before = {link.name: Netlink(ns).link(link.name) for ns, link in ends}
+            refused = host.veths_add(ends)
+            assert sorted(refused) == sorted(link.name for _ns, link in ends)
+            assert {e.errno for e in refused.values()} == {errno.EEXIST}
+            assert {link.name: Netlink(ns).link(link.name) for ns, link in ends} == before
+        finally:
+            for _ns, link in ends:
+                host.link_del(link.peer)
+    assert not any(host_link.startswith("tap-bulk-") for host_link in Netlink(None).links())
 
 
 def test_applying_the_same_links_twice_changes_nothing(new_namespace):

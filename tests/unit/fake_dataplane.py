@@ -117,7 +117,7 @@ class FakeHost:
             netlink=lambda ns: _Netlink(host, ns),
             forget_netlink=lambda ns: None,
             sysctl=_Sysctl(host),
-            tx_checksum_off=lambda ns, dev: host._bump("ethtool") or True,
+            tx_checksum_off=lambda ns, devices: host._bump("ethtool", len(devices)) or 0,
             ovsdb=_Ovsdb(host),
             openflow=_OpenFlow(host),
             nat=_Nat(host),
@@ -174,16 +174,16 @@ class _Netlink:
     def link(self, name: str):
         return self._me.links.get(name)
 
-    def addresses(self) -> frozenset[Address]:
+    def addresses(self, links=None) -> frozenset[Address]:
         return frozenset(self._me.addresses)
 
-    def routes(self) -> frozenset[Route]:
+    def routes(self, links=None) -> frozenset[Route]:
         return frozenset(self._me.routes)
 
     def rules(self) -> frozenset[Rule]:
         return frozenset(self._me.rules)
 
-    def neighbours(self) -> frozenset[Neighbour]:
+    def neighbours(self, links=None) -> frozenset[Neighbour]:
         return frozenset(self._me.neighbours)
 
     def veth_add(self, name: str, peer: str, peer_namespace: str | None) -> None:
@@ -194,6 +194,20 @@ class _Netlink:
         self._me.links[name] = FakeLink(name, "veth", peer=(peer_namespace, peer))
         other.links[peer] = FakeLink(peer, "veth", peer=(self.name, name))
         self.h._bump("links")
+
+    def veths_add(self, ends) -> dict[str, DriverError]:
+        refused = {}
+        for namespace, link in ends:
+            try:
+                _Netlink(self.h, namespace).veth_add(link.name, link.peer, self.name)
+            except DriverError as exc:
+                refused[link.name] = exc
+                continue
+            far = self.h._ns(namespace).links[link.name]
+            far.mac, far.mtu = link.mac or far.mac, link.mtu or far.mtu
+            near = self._me.links[link.peer]
+            near.mtu, near.up = link.mtu or near.mtu, True
+        return refused
 
     def link_move(self, name: str, to_namespace: str | None) -> None:
         self.h._device(self.name, name)
@@ -234,6 +248,9 @@ class _Netlink:
         self._me.addresses.add(a)
         self.h._bump("addresses")
 
+    def addr_add_many(self, addresses) -> int:
+        return sum(self.addr_add(a) or 1 for a in addresses)
+
     def addr_del(self, a: Address) -> None:
         self._me.addresses.discard(a)
         self.h._bump("addresses")
@@ -248,9 +265,18 @@ class _Netlink:
         self._me.routes.discard(r)
         self.h._bump("routes")
 
+    def route_replace_many(self, routes) -> int:
+        return sum(self.route_replace(r) or 1 for r in routes)
+
+    def route_del_many(self, routes) -> int:
+        return sum(self.route_del(r) or 1 for r in routes)
+
     def rule_add(self, r: Rule) -> None:
         self._me.rules.add(r)
         self.h._bump("rules")
+
+    def rule_add_many(self, rules) -> int:
+        return sum(self.rule_add(r) or 1 for r in rules)
 
     def rule_del(self, r: Rule) -> None:
         self._me.rules.discard(r)
