@@ -38,7 +38,8 @@ LOG = logging.getLogger(__name__)
 # external network's VLAN flows for a new fg- port, say) to a follow-up pass; until that
 # pass the port drops what it sends. So the pass's gratuitous ARPs wait for it: a lab run
 # saw a moved floating IP's first announcement lost that way, and the upstream's entry
-# moved a whole round (1 s) late. At most this long, in case no such pass comes.
+# moved a whole round (1 s) late. At most this long (looked at after every pass), in
+# case a follow-up key keeps failing.
 HOLD_FOR_FOLLOW_UP = 5.0
 
 CompileKeys = Callable[[Iterable[str]], Mapping[str, KeyState]]
