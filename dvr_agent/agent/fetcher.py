@@ -209,7 +209,7 @@ class Fetcher:
             raise ServerUnavailable(f"{method.__name__}: {exc.__class__.__name__}: {exc}") \
                 from exc
 
-    def probe_timeout(self) -> float:
+    def _probe_timeout(self) -> float:
         """get_router_ids' timeout: PROBE_TIMEOUT, doubled by each failure in a row."""
         return min(PROBE_TIMEOUT * 2 ** self._failures, self._rpc_timeout)
 
@@ -218,7 +218,7 @@ class Fetcher:
     def _full_sync(self) -> None:
         """get_router_ids, then sync_routers in chunks (halved on timeout, Neutron bug 1516260)."""
         started = time.monotonic()
-        ids = self._call(self._api.get_router_ids, timeout=self.probe_timeout())
+        ids = self._call(self._api.get_router_ids, timeout=self._probe_timeout())
         try:
             router_ids = sorted(set(models.router_ids({"routers": ids})))
         except PayloadError as exc:

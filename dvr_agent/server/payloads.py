@@ -170,11 +170,6 @@ def router_dict(session: Session, router: models.Router,
             **_project(router), **_standard(router)}
 
 
-def sync_router_dict(session: Session, router: models.Router, host: str) -> dict[str, Any]:
-    """A router as ``sync_routers`` gives it to ``host``'s L3 agent."""
-    return sync_router_dicts(session, [router], host)[0]
-
-
 def sync_router_dicts(session: Session, routers_: list[models.Router],
                       host: str) -> list[dict[str, Any]]:
     """Routers as ``sync_routers`` gives them to ``host``'s L3 agent, in that order.

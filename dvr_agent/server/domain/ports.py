@@ -107,11 +107,6 @@ def delete_port(session: Session, port: models.Port) -> list[notify.Notification
     return notes
 
 
-def router_ports_by_type(session: Session, router_id: str) -> dict[str, list[models.Port]]:
-    """All of a router's ports, by kind (interfaces, csnat, gateway), oldest first."""
-    return routers_ports_by_type(session, [router_id]).get(router_id, {})
-
-
 def routers_ports_by_type(session: Session, router_ids: Iterable[str],
                           ) -> dict[str, dict[str, list[models.Port]]]:
     """router id -> its ports by kind (interfaces, csnat, gateway), oldest first.
