@@ -47,6 +47,7 @@ from dvr_agent.agent.vifs import VifTracker
 from dvr_agent.agent.workqueue import PRIORITY_VERIFY, WorkQueue
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.garp import GarpSender
+from dvr_agent.drivers.mac_table import MacTable
 from dvr_agent.drivers.ovsdb import Ovsdb
 from dvr_agent.facts import AgentConfig, Allocations, Facts
 from dvr_agent.models import PayloadError
@@ -116,7 +117,8 @@ class Daemon:
                                on_vif_details=lambda d, n: self.vifs.on_details(d, n),
                                metrics=self.metrics, rpc_timeout=self.conf.agent.rpc_timeout)
         self.vifs = VifTracker(self.core, self.fetcher, self.ovsdb,
-                               self.conf.ovs.integration_bridge, self.metrics, self.announcer)
+                               self.conf.ovs.integration_bridge, self.metrics, self.announcer,
+                               MacTable(self.conf.ovs.ovs_rundir))
         self.reconciler = Reconciler(self.drivers, self.core.compile, self.core.wanted,
                                      self.bridges, self._refresh_ofports,
                                      workers=self.conf.agent.workers)

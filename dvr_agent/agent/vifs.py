@@ -19,6 +19,8 @@ from dvr_agent.agent.announce_gate import AnnouncementGate
 from dvr_agent.agent.core import AgentCore
 from dvr_agent.agent.fetcher import Fetcher
 from dvr_agent.agent.metrics import Metrics
+from dvr_agent.drivers.errors import DriverError
+from dvr_agent.drivers.mac_table import Entry, MacTable
 from dvr_agent.drivers.ovsdb import Ovsdb, PortEvent, PortInfo
 from dvr_agent.models import PayloadError
 from dvr_agent.reconcile.actual import Aspect
@@ -40,9 +42,11 @@ def is_vif(port: PortInfo, integration_bridge: str) -> bool:
 
 class VifTracker:
     def __init__(self, core: AgentCore, fetcher: Fetcher, ovsdb: Ovsdb,
-                 integration_bridge: str, metrics: Metrics, gate: AnnouncementGate) -> None:
+                 integration_bridge: str, metrics: Metrics, gate: AnnouncementGate,
+                 mac_table: MacTable) -> None:
         self._core = core
         self._gate = gate  # told which ports are wired: it holds their FIPs' announcements
+        self._mac_table = mac_table
         self._fetcher = fetcher
         self._ovsdb = ovsdb
         self._bridge = integration_bridge
@@ -143,13 +147,32 @@ class VifTracker:
             ready = [p for p, keys in self._awaiting_up.items() if not keys & busy]
             for port_id in ready:
                 del self._awaiting_up[port_id]
-            plugged = [self._plugged_at.pop(p) for p in ready if p in self._plugged_at]
-        for when in plugged:
+            plugged = {p: self._plugged_at.pop(p) for p in ready if p in self._plugged_at}
+        for when in plugged.values():
             self._metrics.event_latency.labels(event="vif_plugged").observe(now - when)
         if ready:
             LOG.info("VIFs wired: %s", ", ".join(sorted(ready)))
+            self._forget_old_places(plugged)
             self._gate.wired(ready)
             self._fetcher.report_devices(up=ready)
+
+    def _forget_old_places(self, port_ids: Iterable[str]) -> None:
+        """br-int may have learned a newly plugged VIF's MAC at the host it came from
+        (see drivers.mac_table): forget that before its floating IPs are announced, so
+        their first frames reach the VM here. VIFs found at a start did not move."""
+        wanted = set(port_ids)
+        entries: list[Entry] = self._core.read(lambda f: [
+            (vif.port_name, vlan, vif.mac) for vif in f.vifs.values()
+            if vif.port_id in wanted and (vlan := f.local_vlan(vif.network_id)) is not None])
+        try:
+            forgotten = self._mac_table.forget(self._bridge, entries)
+        except DriverError as exc:
+            LOG.warning("could not clear %s's MAC table for the new VIFs (frames to them may "
+                        "go where they were until they send one): %s", self._bridge, exc)
+            return
+        if forgotten:
+            LOG.debug("%s forgot where it learned %s", self._bridge,
+                      ", ".join(mac for _, _, mac in forgotten))
 
     def count(self) -> int:
         with self._lock:

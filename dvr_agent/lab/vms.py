@@ -4,7 +4,8 @@ A VM is a network namespace with an eth0 whose other end (``tap`` + 11 character
 port id, Nova's name) is plugged into its host's br-int with Nova's external_ids
 (iface-id, attached-mac, iface-status, vm-uuid). The port itself is created on the
 server first, bound to the host: from there the server and the agent do the rest. Its
-MTU is its network's, as DHCP would tell a real VM.
+MTU is its network's, as DHCP would tell a real VM. It has no IPv6 (``IPV4_ONLY``): it
+sends nothing unless its tests make it.
 
 ``migrate`` is a live migration as the compute service does it: the tap leaves the old
 host's br-int, the VM (its namespace, addresses and running processes untouched) is
@@ -18,11 +19,17 @@ import json
 from dvr_agent import names
 from dvr_agent.drivers import ethtool
 from dvr_agent.drivers.netlink import Netlink
+from dvr_agent.drivers.sysctl import sysctls_set
 from dvr_agent.lab import fabric, layout
 from dvr_agent.lab.layout import HostSpec
 from dvr_agent.lab.procs import LabError, run
 from dvr_agent.lab.services import dvrctl
 from dvr_agent.state import Address, Route
+
+# The lab's networks are IPv4. A VM with IPv6 on sends multicast reports on its own a
+# random fraction of a second after its link comes up, and each of them teaches br-int
+# where its MAC is: a test would see the VM's chatter repair what the agent left wrong.
+IPV4_ONLY = {"net.ipv6.conf.all.disable_ipv6": "1", "net.ipv6.conf.default.disable_ipv6": "1"}
 
 
 def server_json(*args: str):
@@ -51,6 +58,7 @@ def boot(backend, host: HostSpec, name: str, network: str, ip: str | None) -> di
           "gateway": subnet.get("gateway_ip"), "mtu": mtu}
     try:
         fabric.NAMESPACES.create(ns)
+        sysctls_set(ns, IPV4_ONLY)
         with Netlink(ns) as inside:
             inside.veth_add("eth0", tap, backend.netns_path(host))
             inside.link_set("eth0", mac=port["mac_address"], mtu=mtu, up=True)

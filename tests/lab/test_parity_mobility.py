@@ -14,6 +14,7 @@ import re
 import time
 
 from dvr_agent import names
+from dvr_agent.compiler.tables import PATCH_TUN_OFPORT
 from dvr_agent.lab import probes
 from tests.lab.world import Capture, wait_for
 
@@ -90,6 +91,12 @@ def test_live_migrated_vm_takes_its_floating_ip_and_routes_with_it(lab):
     wait_for("the upstream reaching the floating IP on compute1",
              lambda: probes.ping_ok(probes.UPSTREAM, address))
     assert lab.upstream_neighbour(address) == lab.fg_mac("compute1", external)
+    # The VM asks for a neighbour on its network: the broadcast crosses the tunnels, and
+    # compute2's br-int learns the VM's MAC behind patch-tun. After the move, frames to
+    # the VM must reach it at its new port before it says anything (a lab VM is silent).
+    lab.vm_run(vm, "arping", "-c", "1", "-w", "1", "-I", "eth0", "10.61.2.250")
+    wait_for("compute2's br-int learning the VM's MAC behind the tunnel",
+             lambda: lab.learned_at("compute2", vm["mac"]) == PATCH_TUN_OFPORT)
 
     with Capture(probes.UPSTREAM, "eth0", "arp") as capture:
         asked = time.monotonic()

@@ -126,6 +126,14 @@ class LabWorld(Topology):
     def flows(self, host: str, bridge: str) -> str:
         return self.on(host, "ovs-ofctl", "dump-flows", bridge)
 
+    def learned_at(self, host: str, mac: str) -> int | None:
+        """The ofport br-int on ``host`` has learned ``mac`` at (any VLAN), if any."""
+        for line in self.on(host, "ovs-appctl", "fdb/show", "br-int").splitlines()[1:]:
+            fields = line.split()
+            if len(fields) >= 3 and fields[2] == mac:
+                return int(fields[0])
+        return None
+
     def dvr_mac(self, host: str) -> str:
         return next(h["mac_address"] for h in self.ctl("host", "list") if h["host"] == host)
 
