@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -129,9 +130,12 @@ class Podman:
         """
         if not names:
             return
-        self("rm", "--force", "--time", "10", *names, check=False, timeout=120)
+        first = subprocess.run(self.argv("rm", "--force", "--time", "10", *names),
+                               capture_output=True, text=True, timeout=120)
         left = [name for name in names if self.succeeds("container", "exists", name)]
         if left:
+            print(f"podman rm left {', '.join(left)} (exit {first.returncode}: "
+                  f"{first.stderr.strip()}); killing it", file=sys.stderr)
             self("rm", "--force", "--time", "0", *left, timeout=120)
 
     def network_create(self, name: str, subnet: str) -> None:
