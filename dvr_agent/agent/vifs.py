@@ -161,6 +161,8 @@ class VifTracker:
         (see drivers.mac_table): forget that before its floating IPs are announced, so
         their first frames reach the VM here. VIFs found at a start did not move."""
         wanted = set(port_ids)
+        if not wanted:
+            return
         entries: list[Entry] = self._core.read(lambda f: [
             (vif.port_name, vlan, vif.mac) for vif in f.vifs.values()
             if vif.port_id in wanted and (vlan := f.local_vlan(vif.network_id)) is not None])
