@@ -63,6 +63,12 @@ def test_vm_on_a_router_subnet_brings_the_router_and_its_dvr_flows(world):  # no
     assert _local_vlan(w, vm.tap) > 0  # tagged with its network's local VLAN
     assert f"dl_dst={vm.mac} actions=strip_vlan,output:" in _flows(w, "br-int")
     assert vm.ping("10.10.1.1"), "the VM cannot reach its local gateway"
+    # qr-'s host end is a switch port: IPv6 off, so it sends no link-local traffic
+    host_end = names.veth_host_name(qr)
+    with open(f"/proc/sys/net/ipv6/conf/{host_end}/disable_ipv6") as f:
+        assert f.read().strip() == "1"
+    with Netlink(None) as host:
+        assert not [a for a in host.addresses() if a.device == host_end]
 
 
 def test_router_removed_when_its_last_vm_goes(world):  # noqa: F811
