@@ -112,6 +112,7 @@ class Daemon:
         saved = self._saved_allocations()
         self.facts = Facts(self._agent_config(), saved)
         self._saved = saved
+        self._saved_version = -1  # no version compared yet: the first call compares all
         self.core = AgentCore(self.facts, self.queue)
         self.fetcher = Fetcher(self.core, self.api, self.conf.agent.sync_chunk_size,
                                on_vif_details=lambda d, n: self.vifs.on_details(d, n),
@@ -354,13 +355,19 @@ class Daemon:
                 self._fip_status.pop(router_id, None)
 
     def _persist_allocations(self) -> None:
-        current = self.core.read(lambda f: f.allocations())
-        if current == self._saved:
+        """Save the pools when they changed. Most passes allocate nothing, and building
+        the snapshot to compare was 8 % of an ARP event's pass at N = 300 (py-spy)."""
+        version = self.core.read(lambda f: f.allocations_version())
+        if version == self._saved_version:
             return
-        statefile.save(self.conf.state_path, {"local_vlans": dict(current.local_vlans),
-                                              "link_local": dict(current.link_local),
-                                              "fip_priorities": dict(current.fip_priorities)})
-        self._saved = current
+        current = self.core.read(lambda f: f.allocations())
+        if current != self._saved:
+            statefile.save(self.conf.state_path,
+                           {"local_vlans": dict(current.local_vlans),
+                            "link_local": dict(current.link_local),
+                            "fip_priorities": dict(current.fip_priorities)})
+            self._saved = current
+        self._saved_version = version
 
     # ------------------------------------------------------------ status and stop
 

@@ -37,6 +37,7 @@ class Allocator:
         self._remembered: dict[str, int] = {}
         self._used: set[int] = set()
         self._next_hint = lo  # lowest value that may be free
+        self.changes = 0  # bumped by whatever changes table(): unchanged, nothing to save
 
     def get(self, owner: str) -> int | None:
         return self._by_owner.get(owner)
@@ -49,6 +50,7 @@ class Allocator:
                 value = self._lowest_free()
                 self._used.add(value)
             self._by_owner[owner] = value
+            self.changes += 1
 
     def release(self, owners: Iterable[str]) -> None:
         for owner in owners:
@@ -56,6 +58,7 @@ class Allocator:
             if value is not None:
                 self._used.discard(value)
                 self._next_hint = min(self._next_hint, value)
+                self.changes += 1
 
     def remember(self, table: Mapping[str, int]) -> None:
         """Load persisted values (before any claim): reserved until claimed or forgotten."""
@@ -66,11 +69,13 @@ class Allocator:
                 continue
             self._remembered[owner] = value
             self._used.add(value)
+            self.changes += 1
 
     def forget_unclaimed(self) -> None:
         for value in self._remembered.values():
             self._used.discard(value)
             self._next_hint = min(self._next_hint, value)
+            self.changes += 1
         self._remembered.clear()
 
     def table(self) -> dict[str, int]:
@@ -132,6 +137,11 @@ class HostAllocations:
     def forget_unclaimed(self) -> None:
         for pool in (self.vlans, self.link_local, self.fip_priorities):
             pool.forget_unclaimed()
+
+    def version(self) -> int:
+        """Grows with every change of what ``snapshot`` returns: a pass that allocated
+        nothing is told so without building the snapshot (all routers' /31s as text)."""
+        return self.vlans.changes + self.link_local.changes + self.fip_priorities.changes
 
     def snapshot(self) -> Allocations:
         return Allocations(

@@ -188,6 +188,9 @@ class Facts:
         """What to persist so that a restarted agent hands out the same numbers."""
         return self._presence.alloc.snapshot()
 
+    def allocations_version(self) -> int:
+        return self._presence.alloc.version()
+
     def subnets_without_arp_table(self) -> frozenset[str]:
         """Subnets of hosted routers not yet filled from ``get_ports_by_subnet``."""
         return frozenset(s for s in self._index.by_subnet if not self.arp.known(s))

@@ -1,7 +1,7 @@
 """Facts mutations name exactly the keys they touch, and allocations never renumber."""
 
 from dvr_agent import state
-from dvr_agent.facts.allocations import Allocator
+from dvr_agent.facts.allocations import Allocations, Allocator, HostAllocations
 from dvr_agent.models import ArpEntry, DeviceDetails, LocalVif
 from tests.unit.compiler_world import facts_for, parse_routers, router, router_interface, uid
 
@@ -69,3 +69,26 @@ def test_allocator_gives_lowest_free_and_recycles_remembered_values_last():
     assert (pool.get("a"), pool.get("b")) == (2, 3)
     pool.claim(["c"])  # pool full: the unclaimed remembered value is recycled
     assert pool.get("c") == 1
+
+
+def test_allocation_version_moves_whenever_the_snapshot_does():
+    pools = HostAllocations()
+    seen = {pools.version(): pools.snapshot()}
+
+    def step(change) -> bool:
+        before = pools.version()
+        change()
+        moved = pools.version() != before
+        assert moved or pools.snapshot() == seen[before], "changed without a new version"
+        seen[pools.version()] = pools.snapshot()
+        return moved
+
+    assert step(lambda: pools.restore(Allocations(local_vlans={"net-x": 7})))
+    assert pools.snapshot().local_vlans == {"net-x": 7}
+    assert step(lambda: pools.vlans.claim(["net-a"]))
+    assert not step(lambda: pools.vlans.claim(["net-a"]))  # claimed already
+    assert step(lambda: pools.link_local.claim(["router-a"]))
+    assert not step(lambda: pools.fip_priorities.release(["203.0.113.9"]))  # never held
+    assert step(lambda: pools.vlans.release(["net-a"]))
+    assert step(lambda: pools.forget_unclaimed())  # net-x's remembered VLAN
+    assert not step(lambda: pools.forget_unclaimed())
