@@ -17,6 +17,7 @@ import pytest
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.mac_table import MacTable
 from dvr_agent.drivers.netlink import Netlink
+from dvr_agent.drivers.sysctl import sysctls_set
 from dvr_agent.state import Address, Neighbour
 from tests.fixtures.ovs import add_test_bridge, ovs  # noqa: F401
 from tests.functional import netlink_fixtures
@@ -31,9 +32,8 @@ VM_IP, SENDER_IP = "10.9.0.3", "10.9.0.1"
 
 def _plug(switch, namespace: str, tap: str, mac: str, ip: str, peer: tuple[str, str]) -> None:
     """eth0 in ``namespace`` (IPv6 off: no frame of its own), its peer ``tap`` on br-int."""
-    subprocess.run(["ip", "netns", "exec", namespace, "sysctl", "-qw",
-                    "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1"],
-                   check=True)
+    sysctls_set(namespace, {"net.ipv6.conf.all.disable_ipv6": "1",
+                            "net.ipv6.conf.default.disable_ipv6": "1"})
     with Netlink(namespace) as nl:
         nl.veth_add("eth0", tap, None)  # the tap goes with the namespace
         nl.link_set("eth0", mac=mac, up=True)
