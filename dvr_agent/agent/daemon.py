@@ -8,9 +8,9 @@ everything in place changes nothing and no packet is lost. Only after that first
 sync are namespaces, ports and flows of ours that the server no longer wants removed.
 
 Threads: the fetcher (every server call), the reconciler (one pass at a time over the
-queued keys), the heartbeat, housekeeping (canary, periodic comparison, watchdog,
-status) and oslo.messaging's listeners. SIGTERM stops them within seconds and leaves the
-data plane exactly as it is.
+queued keys), the rolling comparison with the host, the heartbeat, housekeeping
+(canary, watchdog, status) and oslo.messaging's listeners. SIGTERM stops them within
+seconds and leaves the data plane exactly as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from dvr_agent import models
 from dvr_agent.agent import config as agent_config
 from dvr_agent.agent import statefile
 from dvr_agent.agent.announce_gate import AnnouncementGate
+from dvr_agent.agent.comparison import RollingComparison
 from dvr_agent.agent.core import AgentCore
 from dvr_agent.agent.dataplane import NetlinkCache, build_drivers
 from dvr_agent.agent.fetcher import Fetcher
@@ -152,6 +153,8 @@ class Daemon:
         self.housekeeping = Housekeeping(self)
         self.housekeeping.plant_canary()
         self._spawn("housekeeping", self.housekeeping.run)
+        if self.conf.agent.resync_interval:
+            self._spawn("comparison", RollingComparison(self).run)
         self.ready.set()
         self.metrics.startup.set(time.monotonic() - started)
         status = self.status_line(f"ready in {time.monotonic() - started:.1f} s with "

@@ -21,11 +21,12 @@ from dvr_agent.reconcile.actual import Aspect
 PRIORITY_EVENT = 0  # an RPC notification or a port event
 PRIORITY_RETRY = 1  # a key that failed or was pending
 PRIORITY_RESYNC = 2  # a full sync with the server
-PRIORITY_VERIFY = 3  # the periodic comparison of the host with the facts (drift)
+PRIORITY_VERIFY = 3  # a key the periodic comparison found different from the facts
 
-# A periodic comparison goes in passes this small, and never rides along with an event,
-# so an event waits for one short pass at most (a pass over 512 keys took seconds at
-# 1,000 routers; benchmarks/README.md, profile 5).
+# Resync and repair keys go in passes this small, and never ride along with an event, so
+# an event waits for one short pass at most (a pass over 512 keys took seconds at 1,000
+# routers; benchmarks/README.md, profile 5). The periodic comparison reads this many
+# keys at a time too.
 RESYNC_BATCH = 32
 
 BACKOFF_FIRST = 0.05

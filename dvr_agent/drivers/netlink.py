@@ -137,6 +137,14 @@ class Netlink:
         entry = self._batch_socket().link(name)
         return None if entry is None else link_of(entry)
 
+    def links_named(self, names: Iterable[str]) -> dict[str, LinkInfo]:
+        """The devices of these names that exist here (one batch of requests)."""
+        names = list(names)
+        for name in names:
+            check.device(name)
+        return {name: link_of(entry)
+                for name, entry in self._batch_socket().links_named(names).items()}
+
     def addresses(self, links: Mapping[str, LinkInfo] | None = None) -> frozenset[Address]:
         """IPv4 and global IPv6 addresses; ``links``, if the caller just read them, saves
         a second dump (reading 1,000 namespaces back, it is a dump each)."""

@@ -129,6 +129,10 @@ class Facts:
     def local_networks(self) -> Keys:
         return self._presence.networks()
 
+    def is_local_network(self, network_id: str) -> bool:
+        """``network_id in local_networks()``, without building the set (every pass asks)."""
+        return self._presence.is_present(network_id)
+
     def vifs_on_subnet(self, subnet_id: str) -> tuple[LocalVif, ...]:
         return tuple(self._vifs[n] for n in sorted(self._subnet_vifs.get(subnet_id, ())))
 
@@ -177,6 +181,9 @@ class Facts:
     def fip_networks(self) -> Keys:
         """External networks whose fip namespace must exist here."""
         return frozenset(self._fip_ready)
+
+    def is_fip_network(self, ext_net_id: str) -> bool:
+        return ext_net_id in self._fip_ready
 
     def fip_routers(self, ext_net_id: str) -> tuple[Router, ...]:
         """Routers connected to fip-E: with a gateway on E and a FIP routed here."""

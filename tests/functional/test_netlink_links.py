@@ -94,6 +94,19 @@ def test_veth_with_its_peer_in_the_agent_namespace(netlink):
         assert "tap-1" not in agent.links()
 
 
+def test_links_asked_for_by_name_are_those_a_dump_lists_and_absent_ones_are_left_out(
+        netlink):
+    for i in range(3):
+        netlink.veth_add(f"qr-{i}", f"qg-{i}", netlink.namespace)
+    netlink.link_set("qr-1", mac="fa:16:3e:00:00:01", mtu=1450, up=True)
+    everything = netlink.links()
+    asked = ["qr-0", "qr-1", "qg-2", "lo", "nothere-1"]
+    assert netlink.links_named(asked) == {n: everything[n] for n in asked if n != "nothere-1"}
+    assert netlink.links_named([]) == {}
+    with pytest.raises(InvalidInput):  # a name the kernel could not hold: nothing is asked
+        netlink.links_named(["qr-0", "a-name-far-too-long"])
+
+
 def test_veth_in_one_namespace_when_peer_namespace_is_the_same(netlink):
     netlink.veth_add("qr-a", "qr-b", netlink.namespace)
     assert {"qr-a", "qr-b"} <= set(netlink.links())

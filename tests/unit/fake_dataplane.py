@@ -174,6 +174,9 @@ class _Netlink:
     def link(self, name: str):
         return self._me.links.get(name)
 
+    def links_named(self, names):
+        return {n: self._me.links[n] for n in names if n in self._me.links}
+
     def addresses(self, links=None) -> frozenset[Address]:
         return frozenset(self._me.addresses)
 

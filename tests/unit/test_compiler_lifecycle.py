@@ -6,6 +6,7 @@ neutron-server does); the compiler must follow those facts exactly.
 from dvr_agent import state
 from dvr_agent.compiler import compile_host, wanted_keys
 from dvr_agent.compiler.base import canary_flow
+from dvr_agent.compiler.host import is_wanted
 from dvr_agent.compiler.tables import INT_CANARY
 from tests.unit.compiler_world import (
     EXT_NET,
@@ -140,3 +141,20 @@ def test_the_canary_is_no_key_s_flow_so_no_pass_restores_it():
     assert every_flow
     assert all(f.table != INT_CANARY or f.bridge != "br-int" for f in every_flow)
     assert canary.cookie not in {f.cookie for f in every_flow}
+
+
+def test_a_key_is_wanted_exactly_while_wanted_keys_lists_it():
+    """The per-key question a pass asks (is_wanted) and the whole set (wanted_keys, what
+    stale-key removal uses) must agree at every step, for keys that come and go."""
+    facts = facts_for("compute1")
+    every_key = {state.HOST_KEY, state.router_key(uid(R)), state.network_key(uid("net1")),
+                 state.network_key(EXT_NET), state.fip_key(EXT_NET)}
+    with_fip = _with_gateway([fip("f1", R, "203.0.113.152", "10.10.1.146", "compute1")])
+    steps = [[router(R, _interfaces())], [with_fip], [router(R, _interfaces())], []]
+    seen = set()
+    for routers in steps:
+        facts.set_routers(parse_routers(routers))
+        wanted = wanted_keys(facts)
+        seen |= wanted
+        assert {k for k in every_key if is_wanted(facts, k)} == wanted & every_key
+    assert seen == every_key, "the steps went through every kind of key"

@@ -47,7 +47,8 @@ class World:
                            for i in range(10, 13)}
 
     def compile(self, keys):
-        return {k: self.compile_one(k) for k in keys}
+        """As the compiler does: an unwanted key compiles to an empty state."""
+        return {k: self.compile_one(k) if k in self.wanted else KeyState(key=k) for k in keys}
 
     def compile_one(self, key: str) -> KeyState:
         if key == HOST_KEY:
@@ -159,6 +160,19 @@ def test_a_neighbour_only_pass_leaves_other_drift_for_the_full_pass(setup):
     repaired = rec.run_pass(full(router_key(R)))
     assert repaired.changes["addresses"] == 1
     assert Address(QR, "10.0.1.1/24") in host.ns[QROUTER].addresses
+
+
+def test_the_periodic_comparison_names_what_differs_and_changes_nothing(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    assert rec.drifted([HOST_KEY, router_key(R)]) == {}
+    host.ns[QROUTER].addresses.clear()  # drift: an address deleted by hand
+    host.writes.clear()
+    assert rec.drifted([HOST_KEY, router_key(R)]) == {router_key(R): "+1 addr"}
+    assert not host.writes and not host.ns[QROUTER].addresses, "a comparison only reads"
+    world.wanted.discard(router_key(R))  # no longer wanted: its namespace must go
+    assert rec.drifted([router_key(R)]) == {router_key(R): "-1 netns, -1 ports, -2 flows"}
+    assert QROUTER in host.ns
 
 
 def test_veth_pair_between_router_and_fip_namespaces(setup):
