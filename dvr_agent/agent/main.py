@@ -14,6 +14,7 @@ from oslo_log import log as oslo_logging
 
 from dvr_agent.agent import config
 from dvr_agent.agent.daemon import Daemon, FatalError
+from dvr_agent.agent.memory import tune_allocator
 
 LOG = logging.getLogger(__name__)
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     oslo_logging.setup(conf, "dvr-agent")
     conf.log_opt_values(LOG, logging.DEBUG)  # secret options (transport_url) as ****
     _raise_fd_limit()
+    tune_allocator()
     # systemd's watchdog ends a hung agent with SIGABRT: the journal then shows where
     # every thread was stuck (stderr goes to the journal)
     faulthandler.enable(all_threads=True)
