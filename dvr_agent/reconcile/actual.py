@@ -13,6 +13,7 @@ difference there: an optimisation that can only skip work, never invent it.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from dvr_agent import names
 from dvr_agent.reconcile.diff import ActualKey, ActualNamespace
 from dvr_agent.reconcile.drivers import Drivers, LinkView, PortView
+from dvr_agent.reconcile.parallel import submit_all
 from dvr_agent.state import (
     COOKIE_MASK_ALL,
     COOKIE_PREFIX_MASK,
@@ -116,13 +118,14 @@ class ActualReader:
     def read(self, desired: Mapping[str, KeyState], aspects: Mapping[str, Aspect],
              bridges: Iterable[str]) -> dict[str, ActualKey]:
         existing = self._existing_namespaces(desired)
-        jobs = {}
+        reads = {}
         for key, want in desired.items():
             wanted_ns = {ns.name: ns for ns in want.namespaces}
             for name in namespaces_of(key):
                 if name in existing:
-                    jobs[name] = self._executor.submit(
-                        self._read_namespace, name, wanted_ns.get(name), aspects[key])
+                    reads[name] = functools.partial(self._read_namespace, name,
+                                                    wanted_ns.get(name), aspects[key])
+        jobs = submit_all(self._executor, reads)
         bridges_now = self._drivers.ovsdb.bridges()
         # a bridge that does not exist yet has no flows (and no socket to ask)
         flows = self._read_flows([k for k in desired if aspects[k] & Aspect.FLOWS],

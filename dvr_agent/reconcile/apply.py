@@ -19,6 +19,7 @@ tap not yet created) leaves the key *pending*: it is retried by the caller short
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from dvr_agent.reconcile.actual import sysctl_device
 from dvr_agent.reconcile.diff import KeyDiff, NamespaceDiff
 from dvr_agent.reconcile.drivers import Drivers, NetlinkHandle
+from dvr_agent.reconcile.parallel import submit_all
 from dvr_agent.state import Flow, KeyState, Link, LinkKind
 
 LOG = logging.getLogger(__name__)
@@ -56,12 +58,10 @@ class Applier:
         self._create_namespaces(diffs, result)
         self._create_ovs_veths(diffs, desired, result)
         replugged = self._ovsdb_changes(diffs, result)
-        futures = {}
-        for diff in diffs:
-            for ns in diff.namespaces:
-                if not ns.delete and result.ok(diff.key):
-                    futures[(diff.key, ns.name)] = self._executor.submit(
-                        self._apply_inside_namespace, ns)
+        futures = submit_all(self._executor, {
+            (diff.key, ns.name): functools.partial(self._apply_inside_namespace, ns)
+            for diff in diffs for ns in diff.namespaces
+            if not ns.delete and result.ok(diff.key)})
         for (key, name), future in futures.items():
             try:
                 pending, counts = future.result()
