@@ -286,23 +286,30 @@ class Flow:
     match: tuple[str, ...]
     actions: str
     cookie: int
+    # what equality and hashing look at, made once: every pass puts thousands of flows
+    # in sets, and building the match's frozenset per comparison was 5 % of a warm
+    # restart's CPU (benchmarks/README.md, fix 19)
+    _identity: tuple = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        identity = ((self.bridge, self.table, self.priority, frozenset(self.match)),
+                    self.actions, self.cookie)
+        object.__setattr__(self, "_identity", identity)
+        object.__setattr__(self, "_hash", hash(identity))
 
     @property
     def ident(self) -> tuple[str, int, int, frozenset[str]]:
         """What OpenFlow itself identifies a flow by: bridge, table, priority, match."""
-        return (self.bridge, self.table, self.priority, frozenset(self.match))
+        return self._identity[0]
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Flow):
             return NotImplemented
-        return (self.ident, self.actions, self.cookie) == (
-            other.ident,
-            other.actions,
-            other.cookie,
-        )
+        return self._hash == other._hash and self._identity == other._identity
 
     def __hash__(self) -> int:
-        return hash((self.ident, self.actions, self.cookie))
+        return self._hash
 
     def render(self) -> str:
         """The flow as dump-flows shows it (without cookie and counters), as in the seed:

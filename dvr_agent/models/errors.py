@@ -7,9 +7,6 @@ agent logs, and nothing past the parser ever sees a half-valid payload.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 _VALUE_REPR_MAX = 80  # a 10 MB string must not end up 10 MB long in a log line
 
 
@@ -41,10 +38,22 @@ class PayloadError(ValueError):
         return PayloadError(path, self.value, self.reason)
 
 
-@contextmanager
-def at(segment: str | int) -> Iterator[None]:
-    """Run a nested parse under ``segment``: its PayloadError comes out with the longer path."""
-    try:
-        yield
-    except PayloadError as e:
-        raise e.within(segment) from None
+class at:  # lower case: used as ``with at(key):``, like the function it replaced
+    """Run a nested parse under ``segment``: its PayloadError comes out with the longer path.
+
+    A class rather than a @contextmanager generator: every field of every port of an
+    ARP table enters one, and the generator's set-up was most of parsing a field
+    (benchmarks/README.md, fix 19).
+    """
+
+    __slots__ = ("segment",)
+
+    def __init__(self, segment: str | int) -> None:
+        self.segment = segment
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: object, error: BaseException | None, _tb: object) -> None:
+        if isinstance(error, PayloadError):
+            raise error.within(self.segment) from None
