@@ -174,6 +174,12 @@ class Ovsdb:
             return {n: p for n, p in self._cache.ports.items()
                     if bridge is None or p.bridge == bridge}
 
+    def ports_named(self, names: Iterable[str]) -> dict[str, PortInfo]:
+        """The ports of these names that exist (a small pass looks up a few among
+        thousands; copying the whole replica was a tenth of an ARP event's pass)."""
+        with self._cond:
+            return {n: self._cache.ports[n] for n in names if n in self._cache.ports}
+
     def ofport(self, name: str) -> int | None:
         """The ofport of interface ``name``; None if it has none (yet) or does not exist.
 

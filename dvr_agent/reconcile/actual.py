@@ -130,12 +130,18 @@ class ActualReader:
         # a bridge that does not exist yet has no flows (and no socket to ask)
         flows = self._read_flows([k for k in desired if aspects[k] & Aspect.FLOWS],
                                  [b for b in bridges if b in bridges_now])
-        replica = self._drivers.ovsdb.ports()
         owned: dict[str, dict[str, PortView]] = {}
-        for name, port in replica.items():
-            owner = port.external_ids.get(OWNER_EXTERNAL_ID)
-            if owner in desired:
-                owned.setdefault(owner, {})[name] = port
+        if any(aspects[k] & Aspect.OVS for k in desired):
+            # which ports a key owns is only known by looking at all of them
+            replica = self._drivers.ovsdb.ports()
+            for name, port in replica.items():
+                owner = port.external_ids.get(OWNER_EXTERNAL_ID)
+                if owner in desired:
+                    owned.setdefault(owner, {})[name] = port
+        else:
+            replica = self._drivers.ovsdb.ports_named(
+                {p.name for want in desired.values() for p in want.ports}
+                | {t.port for want in desired.values() for t in want.vif_tags})
         result = {}
         for key, want in desired.items():
             aspect = aspects[key]

@@ -57,6 +57,9 @@ def test_bridges_patch_pair_vxlan_and_tagged_port_are_made_as_asked(ovs, ovsdb):
     assert ovsdb.ofport(QR.name) == qr.ofport == int(
         ovs.vsctl("get", "Interface", QR.name, "ofport"))
     assert ovs.ofctl("show", "br-int").count("(qr-e87505b3-d4)") == 1  # vswitchd has it
+    # a pass's lookup by name sees the same rows, and leaves out what does not exist
+    assert ovsdb.ports_named(["patch-tun", QR.name, "tap-nothere"]) == {
+        "patch-tun": ports["patch-tun"], QR.name: qr}
 
 
 def test_creating_everything_twice_changes_nothing(ovs, ovsdb):

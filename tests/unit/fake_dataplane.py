@@ -336,6 +336,9 @@ class _Ovsdb:
     def ports(self, bridge=None):
         return {n: p for n, p in self.h.ports.items() if bridge in (None, p.bridge)}
 
+    def ports_named(self, names):
+        return {n: self.h.ports[n] for n in names if n in self.h.ports}
+
     def ofport(self, name):
         port = self.h.ports.get(name)
         return port.ofport if port else None
