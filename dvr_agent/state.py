@@ -286,27 +286,31 @@ class Flow:
     match: tuple[str, ...]
     actions: str
     cookie: int
-    # what equality and hashing look at, made once: every pass puts thousands of flows
-    # in sets, and building the match's frozenset per comparison was 5 % of a warm
-    # restart's CPU (benchmarks/README.md, fix 19)
-    _identity: tuple = field(init=False, repr=False, compare=False)
+    # the hash, made once: every pass puts thousands of flows in sets, and building the
+    # match's frozenset at every hash was 5 % of a warm restart's CPU. Only the hash is
+    # kept (keeping the frozenset too cost 8-10 MB at the peak of a cold sync at 1,000
+    # routers); equality builds it only when the matches differ in order.
+    # (benchmarks/README.md, fix 19)
     _hash: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        identity = ((self.bridge, self.table, self.priority, frozenset(self.match)),
-                    self.actions, self.cookie)
-        object.__setattr__(self, "_identity", identity)
-        object.__setattr__(self, "_hash", hash(identity))
+        object.__setattr__(self, "_hash", hash(
+            (self.bridge, self.table, self.priority, frozenset(self.match), self.actions,
+             self.cookie)))
 
     @property
     def ident(self) -> tuple[str, int, int, frozenset[str]]:
         """What OpenFlow itself identifies a flow by: bridge, table, priority, match."""
-        return self._identity[0]
+        return (self.bridge, self.table, self.priority, frozenset(self.match))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Flow):
             return NotImplemented
-        return self._hash == other._hash and self._identity == other._identity
+        return (self._hash == other._hash and self.cookie == other.cookie
+                and self.actions == other.actions and self.table == other.table
+                and self.priority == other.priority and self.bridge == other.bridge
+                and (self.match == other.match
+                     or frozenset(self.match) == frozenset(other.match)))
 
     def __hash__(self) -> int:
         return self._hash

@@ -13,7 +13,7 @@ def test_flows_compare_by_match_content_not_match_order():
     assert a != _flow(("dl_vlan=1", "dl_src=fa:16:3e:ec:f3:dd"), actions="NORMAL")
     assert a != _flow(("dl_vlan=1", "dl_src=fa:16:3e:ec:f3:dd"), cookie=2)
     assert a != _flow(("dl_vlan=1",)) and a.ident == b.ident
-    assert {a, b} == {a} and "_identity" not in repr(a)
+    assert {a, b} == {a} and "_hash" not in repr(a)
 
 
 def test_flow_renders_like_ovs_ofctl_dump_flows():
