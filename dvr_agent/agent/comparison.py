@@ -76,7 +76,8 @@ class RollingComparison:
             LOG.warning("cannot compare %d keys with the host: %s", len(keys), exc)
             return set()
         except Exception:  # a read that broke mid-way, as a pass catches it: next cycle
-            LOG.exception("comparing %d keys with the host failed", len(keys))
+            if not d.stopping.is_set():  # (a stop closes the pool under a comparison)
+                LOG.exception("comparing %d keys with the host failed", len(keys))
             return set()
         queued = d.queue.keys()  # changed by an event meanwhile: its pass is coming anyway
         drifted = {k: s for k, s in drifted.items() if k not in queued}

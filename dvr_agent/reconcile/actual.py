@@ -97,9 +97,9 @@ class ActualReader:
         Read only for the keys of the batch whose namespace devices are read (NETNS),
         and only the devices the diff asks about (OVS internal ports' names, veth host
         ends): that namespace holds a veth end per plugged port, thousands at scale, and
-        listing them all was a tenth of an idle agent's CPU. Listed whole for a big
-        batch (a cold sync); the host ends of other keys are assumed, like the devices
-        they belong to.
+        listing them all in every periodic-comparison pass was 9 % of the agent's CPU in
+        the ARP-event scenario at 300 routers. Listed whole for a big batch (a cold
+        sync); the host ends of other keys are assumed, like the devices they belong to.
         """
         read: set[str] = set()
         assumed: dict[str, LinkView] = {}
