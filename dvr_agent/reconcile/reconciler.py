@@ -19,7 +19,7 @@ from dvr_agent import names
 from dvr_agent.reconcile.actual import ActualReader, Aspect
 from dvr_agent.reconcile.announce import Announcement, announcements, withdrawals
 from dvr_agent.reconcile.apply import Applier, ApplyResult
-from dvr_agent.reconcile.diff import KeyDiff, diff_flows, diff_key
+from dvr_agent.reconcile.diff import ActualKey, KeyDiff, diff_flows, diff_key
 from dvr_agent.reconcile.drivers import Drivers
 from dvr_agent.state import (
     CANARY_KEY,
@@ -104,11 +104,7 @@ class Reconciler:
         if not keys:
             return result
         desired = self._desired(keys)
-        bridges = list(self._bridges())
-        actual = self._reader.read(desired, keys, bridges)
-        host_links = self._reader.host_links(desired, keys)
-        diffs = [diff_key(desired[k], actual[k], host_links) for k in sorted(desired)]
-        changing = [d for d in diffs if d.size()]
+        actual, changing = self._differences(self._reader, desired, keys)
         if changing:
             applied = ApplyResult()
             with_new_ports = self._applier.apply_before_flows(changing, desired, applied)
@@ -147,14 +143,16 @@ class Reconciler:
             return {}
         # one key at a time: compiling holds the facts' lock, which events need too
         desired = {k: self._compile([k]).get(k) or KeyState(key=k) for k in aspects}
-        actual = self._compare_reader.read(desired, aspects, list(self._bridges()))
-        host_links = self._compare_reader.host_links(desired, aspects)
-        found = {}
-        for key in sorted(desired):
-            diff = diff_key(desired[key], actual[key], host_links)
-            if diff.size():
-                found[key] = diff.summary()
-        return found
+        _actual, changing = self._differences(self._compare_reader, desired, aspects)
+        return {diff.key: diff.summary() for diff in changing}
+
+    def _differences(self, reader: ActualReader, desired: Mapping[str, KeyState],
+                     aspects: Mapping[str, Aspect]) -> tuple[dict[str, ActualKey], list[KeyDiff]]:
+        """What exists for these keys, and the diffs of those that differ (by key)."""
+        actual = reader.read(desired, aspects, list(self._bridges()))
+        host_links = reader.host_links(desired, aspects)
+        diffs = (diff_key(desired[k], actual[k], host_links) for k in sorted(desired))
+        return actual, [d for d in diffs if d.size()]
 
     def _announce(self, changing: list[KeyDiff], desired: Mapping[str, KeyState],
                   result: PassResult) -> None:
