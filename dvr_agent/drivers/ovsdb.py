@@ -32,6 +32,7 @@ import ovs.db.idl
 import ovs.poller
 from ovsdbapp.backend.ovs_idl import idlutils
 
+from dvr_agent.drivers import ovs_json
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.ovsdb_monitor import (
     PortCache,
@@ -81,6 +82,7 @@ class Ovsdb:
 
     def start(self) -> None:
         """Connect, load the replica, and keep it current on a background thread."""
+        LOG.info("OVSDB JSON parser: %s", ovs_json.use_c_parser())
         try:
             helper = idlutils.get_schema_helper(self.connection, SCHEMA)
         except Exception as exc:
