@@ -114,16 +114,27 @@ def port_dict(port: models.Port, *, with_subnets: bool = True) -> dict[str, Any]
     return dict(sorted(body.items()))
 
 
-def port_brief(port: models.Port, *, fixed_ips: bool = True) -> dict[str, Any]:
-    """The short port of ``get_ports_by_subnet`` / ``get_ports_on_host_by_subnet``."""
+# what port_brief reads: a query for these columns answers it without building Port objects
+BRIEF_COLUMNS = (models.Port.id, models.Port.admin_state_up, models.Port.device_id,
+                 models.Port.device_owner, models.Port.mac_address, models.Port.name,
+                 models.Port.network_id, models.Port.status, models.Port.project_id)
+
+
+def port_brief(port: Any, fixed_ips: list[dict[str, str]] | None = None,
+               pairs: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    """The short port of ``get_ports_by_subnet`` (with ``fixed_ips`` given) or
+    ``get_ports_on_host_by_subnet`` (without).
+
+    ``port`` is a Port or a row of BRIEF_COLUMNS: the ARP tables are built from rows,
+    a quarter of the cost of loading 12,000 Port objects (benchmarks/README.md, fix 21).
+    """
     body = {"admin_state_up": port.admin_state_up, "device_id": port.device_id,
             "device_owner": port.device_owner, "id": port.id, "mac_address": port.mac_address,
             "name": port.name, "network_id": port.network_id, "status": port.status,
             **_project(port)}
-    if fixed_ips:
-        body["allowed_address_pairs"] = address_pairs.as_dicts(port)
-        body["fixed_ips"] = [{"ip_address": ip.ip_address, "subnet_id": ip.subnet_id}
-                             for ip in port.fixed_ips]
+    if fixed_ips is not None:
+        body["allowed_address_pairs"] = pairs or []
+        body["fixed_ips"] = fixed_ips
     return dict(sorted(body.items()))
 
 

@@ -197,6 +197,30 @@ def test_arp_tables_in_bulk_are_each_subnets_table_in_one_query(world, scenario)
     assert all(len(tables[s]) == 1 for s in subnets[2:])
 
 
+def test_a_port_with_addresses_on_two_subnets_is_in_both_tables_once(world, scenario):
+    """Each table lists the port once, with all its addresses (the agent picks the one on
+    its subnet), whether the table is asked for alone or in bulk."""
+    from dvr_agent.server.db import models
+    from dvr_agent.server.domain.notifications import Outcome
+
+    def more_addresses(session):
+        port = session.get(models.Port, scenario["vm"])
+        for subnet, address in ((scenario["sub1"], "10.0.1.77"), (scenario["sub2"], "10.0.2.77")):
+            session.add(models.IPAllocation(subnet_id=subnet, ip_address=address,
+                                            port_id=port.id, network_id=port.network_id))
+        return Outcome(None)
+    world.plane.change(more_addresses)
+    subnets = [scenario["sub1"], scenario["sub2"]]
+    tables = world.bulk.get_ports_by_subnets(CONTEXT, host="compute1", subnet_ids=subnets)
+    for subnet_id in subnets:
+        alone = world.l3.get_ports_by_subnet(CONTEXT, host="compute1", subnet_id=subnet_id)
+        assert tables[subnet_id] == alone
+        [vm] = [port for port in alone if port["id"] == scenario["vm"]]
+        addresses = [ip["ip_address"] for ip in vm["fixed_ips"]]
+        assert len(addresses) == 3 and {"10.0.1.77", "10.0.2.77"} <= set(addresses)
+        assert list(vm) == sorted(vm)  # the field order of neutron's answers
+
+
 @pytest.mark.parametrize("subnet_ids", [None, [], "sub1", [""], [1],
                                         [f"s{i}" for i in range(p.MAX_SUBNETS_PER_CALL + 1)]])
 def test_arp_tables_in_bulk_refuse_bad_subnet_lists(world, subnet_ids):

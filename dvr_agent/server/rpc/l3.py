@@ -60,21 +60,43 @@ class SyncCache:
 
 
 def ports_on_subnets(session: Session, subnet_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """``get_ports_by_subnet``'s answer for each of ``subnet_ids``, in one query."""
+    """``get_ports_by_subnet``'s answer for each of ``subnet_ids``, in three queries.
+
+    Plain rows, not Port objects: building 12,000 ORM ports with their addresses and
+    pairs was 1.1 s of the server's CPU at an agent's start with 300 routers, the rows
+    0.3 s (benchmarks/README.md, fix 21).
+    """
+    allocation, pair = models.IPAllocation, models.AllowedAddressPair
     rows = session.execute(
-        select(models.IPAllocation.subnet_id, models.Port)
-        .join(models.Port, models.IPAllocation.port_id == models.Port.id)
-        .where(models.IPAllocation.subnet_id.in_(subnet_ids),
+        select(allocation.subnet_id, *payloads.BRIEF_COLUMNS)
+        .join(models.Port, allocation.port_id == models.Port.id)
+        .where(allocation.subnet_id.in_(subnet_ids),
                models.Port.binding_host != "",
                models.Port.device_owner.not_in(protocol.ROUTER_INTERFACE_OWNERS))
-        .options(selectinload(models.Port.fixed_ips),
-                 selectinload(models.Port.allowed_address_pairs))
-        .order_by(models.IPAllocation.subnet_id, models.Port.id))
+        .order_by(allocation.subnet_id, models.Port.id))
+    on_subnets = select(allocation.port_id).where(allocation.subnet_id.in_(subnet_ids))
+    fixed_ips = _by_port(session.execute(
+        select(allocation.port_id, allocation.ip_address, allocation.subnet_id)
+        .where(allocation.port_id.in_(on_subnets))
+        .order_by(allocation.port_id, allocation.ip_address)), "ip_address", "subnet_id")
+    pairs = _by_port(session.execute(
+        select(pair.port_id, pair.ip_address, pair.mac_address)
+        .where(pair.port_id.in_(on_subnets))
+        .order_by(pair.port_id, pair.ip_address, pair.mac_address)), "ip_address", "mac_address")
     found: dict[str, dict[str, dict[str, Any]]] = {s: {} for s in subnet_ids}
-    for subnet_id, port in rows:
-        if port.id not in found[subnet_id]:  # (two addresses on one subnet: one entry)
-            found[subnet_id][port.id] = payloads.port_brief(port)
+    for row in rows:
+        if row.id not in found[row.subnet_id]:  # (two addresses on one subnet: one entry)
+            found[row.subnet_id][row.id] = payloads.port_brief(
+                row, fixed_ips.get(row.id, []), pairs.get(row.id, []))
     return {s: list(ports.values()) for s, ports in found.items()}
+
+
+def _by_port(rows, *names: str) -> dict[str, list[dict[str, str]]]:
+    """Rows of (port_id, *values) as {port_id: [{name: value, ...}, ...]}, in row order."""
+    grouped: dict[str, list[dict[str, str]]] = {}
+    for port_id, *values in rows:
+        grouped.setdefault(port_id, []).append(dict(zip(names, values, strict=True)))
+    return grouped
 
 
 class BulkEndpoint:
@@ -171,10 +193,10 @@ class L3PluginEndpoint:
     def get_ports_by_subnet(self, context: dict, **kwargs: Any) -> list[dict[str, Any]]:
         """Every bound port with an address on the subnet, for the router's static ARP.
 
-        The ports' addresses and address pairs come in the same few round trips
-        (selectinload): loaded lazily, port by port, they made an answer of 20 ports cost
-        ~12 ms, and an agent with 1,000 routers asks 2,000 times when it starts
-        (benchmarks/README.md, profiles 3 and 10).
+        The ports' addresses and address pairs come in the same three queries: loaded
+        lazily, port by port, they made an answer of 20 ports cost ~12 ms, and a Neutron
+        agent with 1,000 routers asks 2,000 times when it starts (benchmarks/README.md,
+        profiles 3 and 10).
         """
         subnet_id = _require(kwargs.get("subnet_id"), "subnet_id")
         return self._plane.read(lambda s: ports_on_subnets(s, [subnet_id])[subnet_id])

@@ -137,7 +137,7 @@ class DvrEndpoint:
                        models.Port.device_owner.startswith(
                            protocol.DEVICE_OWNER_COMPUTE_PREFIX))
                 .order_by(models.Port.id).distinct())
-            return [payloads.port_brief(p, fixed_ips=False) for p in found]
+            return [payloads.port_brief(p) for p in found]
 
         return self._plane.read(work)
 
