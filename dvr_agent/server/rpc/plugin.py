@@ -57,8 +57,7 @@ class PluginEndpoint:
             host: str | None = None, **kwargs: Any) -> dict[str, list]:
         if not isinstance(devices, list):
             raise BadRequest("devices must be a list of port ids")
-        details = self._plane.read(
-            lambda s: [_details(s, d, host) for d in devices])
+        details = self._plane.read(lambda s: _details(s, devices, host))
         return {"devices": details, "failed_devices": []}
 
     def update_device_list(self, context: dict, devices_up: list[str] | None = None,
@@ -92,8 +91,9 @@ class PluginEndpoint:
         return result["devices_down"][0]
 
 
-def _details(session: Session, device: str, host: str | None) -> dict[str, Any]:
-    return devices.device_details(session, device, host)
+def _details(session: Session, listed: list[Any], host: str | None) -> list[dict[str, Any]]:
+    """(the methods' ``devices`` argument hides the module of the same name)"""
+    return devices.devices_details(session, listed, host)
 
 
 class DvrEndpoint:
