@@ -116,7 +116,7 @@ class Daemon:
         self._saved_version = -1  # no version compared yet: the first call compares all
         self.core = AgentCore(self.facts, self.queue)
         self.fetcher = Fetcher(self.core, self.api, self.conf.agent.sync_chunk_size,
-                               on_vif_details=lambda d, n: self.vifs.on_details(d, n),
+                               on_vif_details=lambda d, n, s: self.vifs.on_details(d, n, s),
                                metrics=self.metrics, rpc_timeout=self.conf.agent.rpc_timeout)
         self.vifs = VifTracker(self.core, self.fetcher, self.ovsdb,
                                self.conf.ovs.integration_bridge, self.metrics, self.announcer,
@@ -257,6 +257,8 @@ class Daemon:
         changes: Counter = Counter()
         for _ in range(INITIAL_PASSES):
             result = self._run_pass(keys, report_vifs)
+            LOG.info("start-up pass over %d keys: %d changes in %.2f s", len(keys),
+                     sum(result.changes.values()), result.seconds)
             changes += result.changes
             keys = {k: a for k, a in keys.items() if k in result.pending or k in result.failed}
             if not keys:
@@ -328,10 +330,14 @@ class Daemon:
         self._persist_allocations()
         return result
 
-    def _refresh_ofports(self) -> frozenset[str]:
+    def _refresh_ofports(self, pass_keys: frozenset[str]) -> frozenset[str]:
+        """Keys whose flows new ofports change: learnt from the replica now, or learnt by
+        the OVSDB thread while the pass (of ``pass_keys``) waited for ovs-vswitchd and
+        queued since, taken back into that pass."""
         ports = self.ovsdb.ports()
-        return self.core.change_quietly(
+        touched = self.core.change_quietly(
             lambda f: frozenset().union(*(f.set_ofport(n, p.ofport) for n, p in ports.items())))
+        return touched | self.queue.take_into_pass(pass_keys, Aspect.FLOWS)
 
     def bridges(self) -> list[str]:
         """The bridges this agent programs: br-int, br-tun and each physical bridge."""

@@ -68,7 +68,7 @@ class _Work:
 
 class Fetcher:
     def __init__(self, core: AgentCore, api: ServerApi, chunk_size: int,
-                 on_vif_details: Callable[[models.DeviceDetails, str], None],
+                 on_vif_details: Callable[[models.DeviceDetails, str, models.Segment], None],
                  metrics: Metrics, rpc_timeout: float = 60.0) -> None:
         self._core = core
         self._rpc_timeout = rpc_timeout
@@ -389,10 +389,13 @@ class Fetcher:
             segment = models.Segment(network_type=device.network_type,
                                      segmentation_id=device.segmentation_id,
                                      physical_network=device.physical_network, mtu=device.mtu)
-            self._core.change(lambda f, d=device, s=segment: f.set_segment(d.network_id, s),
-                              traces=traces)
             if devices.get(device.port_id):
-                self._on_vif_details(device, devices[device.port_id])
+                # learnt with the VIF, in one change: learnt apart, the segment's pass
+                # started at once and the VIF's flows needed one more (a VM port's latency)
+                self._on_vif_details(device, devices[device.port_id], segment)
+            else:
+                self._core.change(lambda f, d=device, s=segment: f.set_segment(d.network_id, s),
+                                  traces=traces)
         for port_id in (*details.unknown, *details.failed):
             LOG.warning("the server knows no port %s on this host: left alone", port_id)
 

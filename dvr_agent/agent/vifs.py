@@ -123,19 +123,29 @@ class VifTracker:
         elif keys:
             LOG.info("port %s left %s", name, self._bridge)
 
-    def on_details(self, details: models.DeviceDetails, port_name: str) -> None:
-        """On the fetcher's thread: the server's details of a VIF we saw."""
+    def on_details(self, details: models.DeviceDetails, port_name: str,
+                   segment: models.Segment) -> None:
+        """On the fetcher's thread: the server's details of a VIF we saw, with its
+        network's segment. Both are learnt in one change, so that one pass tags the VIF
+        and writes its flows (learnt apart, the segment's pass began at once and the
+        flows waited for the next: a VM port's latency)."""
+        network_id = details.network_id
         try:
             vif = models.LocalVif.from_details(port_name, details)
         except PayloadError as exc:
             LOG.error("VIF %s: details rejected: %s", port_name, exc)
+            self._core.change(lambda f: f.set_segment(network_id, segment))
             return
         with self._lock:
             if self._known.get(port_name) != vif.port_id:
+                self._core.change(lambda f: f.set_segment(network_id, segment))
                 return  # unplugged (or replaced) meanwhile
         ofport = self._ovsdb.ofport(port_name)
-        keys = self._core.change(lambda f: f.set_vif(vif) | f.set_ofport(port_name, ofport),
-                                 aspect=VIF_ASPECTS)
+        # a new or changed segment can change the network's namespaces too (the MTU)
+        known = self._core.read(lambda f: f.segment(network_id)) == segment
+        keys = self._core.change(lambda f: f.set_segment(network_id, segment) | f.set_vif(vif)
+                                 | f.set_ofport(port_name, ofport),
+                                 aspect=VIF_ASPECTS if known else Aspect.ALL)
         with self._lock:
             self._awaiting_up[vif.port_id] = keys
 

@@ -87,6 +87,21 @@ class WorkQueue:
         for key in keys:
             self.put(key, aspect, priority, waiters=waiters)
 
+    def take_into_pass(self, keys: Iterable[str], within: Aspect) -> frozenset[str]:
+        """Take the queued entries of ``keys`` (keys a running pass has) that ask for
+        no more than ``within``: that pass does their work, and their waiters hear of it
+        with the pass's own (``succeeded``). What they asked for came in while the pass
+        waited on ovs-vswitchd (a VIF's ofport): left queued, it cost one more pass."""
+        taken = []
+        with self._cond:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is not None and not entry.aspect & ~within:
+                    del self._entries[key]
+                    self._in_pass.setdefault(key, []).extend(entry.waiters)
+                    taken.append(key)
+        return frozenset(taken)
+
     def retry(self, key: str, aspect: Aspect = Aspect.ALL) -> float:
         """Queue a failed key again after a backoff that doubles with each failure (its
         waiters keep waiting)."""

@@ -54,7 +54,8 @@ class Applier:
 
     def apply_before_flows(self, diffs: list[KeyDiff], desired: dict[str, KeyState],
                            result: ApplyResult) -> set[str]:
-        """Phases 1-4. Returns the keys that added or replaced OVS ports (new ofports)."""
+        """Phases 1-4. Returns the keys that added or replaced OVS ports or tagged VIFs
+        (new ofports to learn before their flows)."""
         self._create_namespaces(diffs, result)
         self._create_ovs_veths(diffs, desired, result)
         replugged = self._ovsdb_changes(diffs, result)
@@ -161,7 +162,9 @@ class Applier:
         done = [d for d in todo if result.ok(d.key)]
         result.changes["ovsdb"] += sum(len(d.bridges_add) + len(d.ports_add)
                                        + len(d.ports_update) + len(d.vif_tags) for d in done)
-        return {d.key for d in done if d.ports_add}
+        # a VIF tag applied means ovs-vswitchd has taken the VIF in, ofport and all: its
+        # flows can be compiled in this pass, not in one more after the OVSDB event
+        return {d.key for d in done if d.ports_add or d.vif_tags}
 
     def _ovsdb_apply(self, diffs: list[KeyDiff]) -> None:
         adding = {p.name for d in diffs for p in d.ports_add}

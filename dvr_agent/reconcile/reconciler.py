@@ -76,7 +76,8 @@ class Reconciler:
     def __init__(self, drivers: Drivers, compile_keys: CompileKeys,
                  wanted_keys: Callable[[], frozenset[str]],
                  bridges: Callable[[], Iterable[str]],
-                 refresh_ofports: Callable[[], frozenset[str]], workers: int = 4) -> None:
+                 refresh_ofports: Callable[[frozenset[str]], frozenset[str]],
+                 workers: int = 4) -> None:
         self._d = drivers
         self._compile = compile_keys
         self._wanted = wanted_keys
@@ -110,11 +111,16 @@ class Reconciler:
             with_new_ports = self._applier.apply_before_flows(changing, desired, applied)
             flow_diffs = {d.key: (d.flows_add, d.flows_del) for d in changing}
             if with_new_ports:
-                # ports just got their ofports: flows that name them can be compiled now;
-                # keys outside this pass that name them are handed back as follow-ups
-                touched = self._refresh_ofports()
-                again = (touched | with_new_ports) & set(flow_diffs)
+                # ports just got their ofports: flows that name them can be compiled now,
+                # also for a key of this pass that had nothing to change before (a VIF's
+                # router, compiled before ovs-vswitchd numbered the VIF: one more pass
+                # was a third of a VM port's latency); keys outside this pass that name
+                # them are handed back as follow-ups
+                touched = self._refresh_ofports(frozenset(keys))
+                flows_read = {k for k, aspect in keys.items() if aspect & Aspect.FLOWS}
+                again = (touched | with_new_ports) & (set(flow_diffs) | flows_read)
                 result.follow_up = frozenset(touched - again)
+                changing += [KeyDiff(key=k) for k in sorted(again - set(flow_diffs))]
                 recompiled = self._desired({k: keys[k] for k in again})
                 for key in again:
                     flow_diffs[key] = diff_flows(recompiled[key].flows, actual[key].flows)

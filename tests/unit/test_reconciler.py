@@ -99,7 +99,7 @@ def setup():
     host = FakeHost()
     world = World(host)
     rec = Reconciler(host.drivers(), world.compile, lambda: frozenset(world.wanted),
-                     lambda: ["br-int", "br-tun"], lambda: frozenset(), workers=2)
+                     lambda: ["br-int", "br-tun"], lambda _keys: frozenset(), workers=2)
     yield host, world, rec
     rec.close()
 
@@ -246,7 +246,7 @@ def test_a_pass_announces_what_it_added_and_withdraws_what_it_removed():
     drivers = host.drivers()
     drivers.announcer = announcer
     rec = Reconciler(drivers, world.compile, lambda: frozenset(world.wanted),
-                     lambda: ["br-int", "br-tun"], lambda: frozenset(), workers=2)
+                     lambda: ["br-int", "br-tun"], lambda _keys: frozenset(), workers=2)
     try:
         rec.run_pass(full(HOST_KEY, router_key(R)))
         assert announcer.announced == [(QROUTER, QR, "10.0.1.1")]
@@ -267,7 +267,7 @@ def _announcing_world(follow_up: str):
     drivers = host.drivers()
     drivers.announcer = announcer
     rec = Reconciler(drivers, world.compile, lambda: frozenset(world.wanted),
-                     lambda: ["br-int", "br-tun"], lambda: frozenset({follow_up}), workers=2)
+                     lambda: ["br-int", "br-tun"], lambda _keys: frozenset({follow_up}), workers=2)
     return world, announcer, rec
 
 
@@ -296,5 +296,47 @@ def test_a_held_announcement_withdrawn_meanwhile_is_never_sent():
         rec.run_pass(full(router_key(R)))
         rec.run_pass({follow_up: Aspect.FLOWS})
         assert announcer.announced == [] and announcer.withdrawn == [(QROUTER, None)]
+    finally:
+        rec.close()
+
+
+def test_a_vifs_flows_are_written_in_the_pass_that_tags_it():
+    """A VIF's router was compiled before ovs-vswitchd numbered the VIF, so it had
+    nothing to change then. Once the tag is applied, ovs-vswitchd has taken the VIF in
+    and its ofport is known: the router's flows go in the same pass instead of one more
+    (a third of a VM port's latency at 300 routers, benchmarks/README.md fix 23)."""
+    from dvr_agent.agent.vifs import VIF_ASPECTS
+    from dvr_agent.state import VifTag
+    from tests.unit.fake_dataplane import FakePort
+
+    host = FakeHost()
+    host.bridges["br-int"] = Bridge("br-int", "netdev")
+    vif, network = "tap1a2b3c4d-5e", f"network:{E}"
+    host.ports[vif] = FakePort("br-int", vif, "", None, None, {}, {"iface-id": "1a2b3c4d"}, {})
+    router = router_key(R)
+
+    def compile_keys(keys):
+        ofport = host.ports[vif].ofport
+        flows = {Flow("br-int", 3, 10, ("dl_vlan=5", "dl_dst=fa:16:3e:00:00:01"),
+                      f"strip_vlan,output:{ofport}", cookie_for(router))} if ofport else set()
+        states = {network: KeyState(key=network, vif_tags=frozenset({VifTag(vif, 5, E)})),
+                  router: KeyState(key=router, flows=frozenset(flows))}
+        return {k: states[k] for k in keys}
+
+    def numbered_by_vswitchd(_pass_keys: frozenset[str]) -> frozenset[str]:
+        if host.ports[vif].ofport is not None or host.ports[vif].tag is None:
+            return frozenset()
+        host.ports[vif].ofport = 42
+        return frozenset({network, router})
+
+    rec = Reconciler(host.drivers(), compile_keys, lambda: frozenset({network, router}),
+                     lambda: ["br-int"], numbered_by_vswitchd, workers=2)
+    try:
+        result = rec.run_pass({network: VIF_ASPECTS, router: VIF_ASPECTS})
+        assert result.follow_up == frozenset()
+        assert host.ports[vif].tag == 5
+        assert [f.actions for f in host.flows["br-int"]] == ["strip_vlan,output:42"]
+        assert result.changed_keys[router] == "+1 flows"
+        assert rec.run_pass({network: VIF_ASPECTS, router: VIF_ASPECTS}).changes == {}
     finally:
         rec.close()

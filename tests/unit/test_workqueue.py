@@ -91,3 +91,19 @@ def test_a_periodic_comparison_goes_in_small_passes_apart_from_events():
     q.put("router:event", priority=PRIORITY_EVENT)
     assert list(q.take(512, timeout=0)) == ["router:event"]
     assert len(q.take(512, timeout=0)) == RESYNC_BATCH
+
+
+def test_a_running_pass_takes_back_what_asks_for_no_more_than_it_does():
+    """A VIF's ofport learnt while its pass waited for ovs-vswitchd queues its keys for
+    flows; the pass does those flows, so it takes the entries, waiters and all."""
+    q = WorkQueue()
+    waiter = _Waiter()
+    q.put("router:a", Aspect.FLOWS, waiters=[waiter])
+    q.put("network:n", Aspect.OVS | Aspect.FLOWS)
+    q.put("router:b", Aspect.FLOWS)
+    taken = q.take_into_pass(["router:a", "network:n", "router:c"], Aspect.FLOWS)
+    assert taken == {"router:a"}
+    assert q.keys() == {"network:n", "router:b"}, "more than flows, or not in the pass"
+    assert waiter.done == []
+    q.succeeded("router:a")
+    assert waiter.done == ["router:a"]
