@@ -126,6 +126,15 @@ def cold_sync(bench: Bench, profile: str) -> dict:
 # ---------------------------------------------------------------- 2. warm restart
 
 
+# The warm restart's ping through router 0. Every packet wakes ovs-vswitchd's main loop,
+# which on the userspace datapath polls each of its ~700 ports at N = 300: at 10 ms the
+# probe kept ovs-vswitchd at 1.2 cores at rest (idle_cpu_s_per_s; 0.2 without it) and
+# it took 5.7 CPU-s during a 6-second restart on this 2-core machine, slowing what it
+# measured. At 50 ms: 0.8 cores at rest, 2.0 CPU-s in the restart. A blackout of 50 ms
+# or more still loses a ping, and warm_restart_changes (0) says nothing was touched.
+WARM_PING_INTERVAL = 0.05
+
+
 def plug_and_wait(bench: Bench, vm: Vm, status: PortStatus) -> float:
     """Plug ``vm`` and wait until the server has it ACTIVE; seconds from the plug."""
     began = time.monotonic()
@@ -162,17 +171,23 @@ def warm_restart(bench: Bench, profile: str) -> dict:
     another VM through a router on this host every 10 ms; from spawn to READY=1."""
     a, b = probe_vms(bench)
     stack = bench.stack
-    pinger = Pinger(a.namespace, b.port.ip, interval=0.01)
+    pinger = Pinger(a.namespace, b.port.ip, interval=WARM_PING_INTERVAL)
+    idle = probes.cpu_seconds(stack.pids())
     time.sleep(1.0)
+    before = probes.cpu_seconds(stack.pids())
+    idle = probes.cpu_used(idle, before)  # a second of the host at rest, for comparison
     stack.stop_agent()
+    before = probes.cpu_seconds(stack.pids())
     try:
         seconds, status = stack.start_agent(lambda pid: bench.profiler.start(pid, profile))
     finally:
         bench.profiler.stop()
+    cpu = probes.cpu_used({"agent": 0.0, **before}, probes.cpu_seconds(stack.pids()))
     time.sleep(2.0)  # what a restart would break shows up in the passes right after READY
     sent, received = pinger.stop()
     return {"seconds": seconds, "changes": ready_changes(status), "status": status,
-            "pings_sent": sent, "pings_lost": sent - received}
+            "cpu_s": cpu, "idle_cpu_s_per_s": idle, "pings_sent": sent,
+            "pings_lost": sent - received}
 
 
 # ---------------------------------------------------------------- 3. event latency
