@@ -45,6 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     # systemd's watchdog ends a hung agent with SIGABRT: the journal then shows where
     # every thread was stuck (stderr goes to the journal)
     faulthandler.enable(all_threads=True)
+    # `kill -USR1 <pid>`: every thread's stack to stderr, from C, even while the main
+    # thread cannot run Python (a stop that never began says where it was stuck)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         daemon = Daemon(conf)
     except FatalError as exc:
