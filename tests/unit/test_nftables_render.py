@@ -58,3 +58,22 @@ def test_bad_rules_are_refused_before_any_namespace_is_entered():
         nftables.replace("no-such-namespace", NatRules(output=("counter; flush ruleset",)))
     with pytest.raises(InvalidInput):
         nftables.read("../etc")
+
+
+def test_a_table_listed_without_rules_is_listed_again(monkeypatch):
+    """Our table never has zero rules (an empty NatRules deletes it): a listing that
+    shows it so straddled a replace's commit and dropped the new rules. It is listed
+    again; after READ_ATTEMPTS such listings it is believed (somebody emptied it)."""
+    listings = [nftables.render(NatRules()), LISTING]
+    calls = []
+
+    def listing(namespace, commands):
+        calls.append(commands)
+        return listings.pop(0) if listings else nftables.render(NatRules())
+
+    monkeypatch.setattr(nftables, "_run", listing)
+    assert nftables.read("qrouter-x") == RULES
+    assert len(calls) == 2
+    calls.clear()
+    assert nftables.read("qrouter-x") == NatRules()
+    assert len(calls) == nftables.READ_ATTEMPTS
