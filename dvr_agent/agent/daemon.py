@@ -330,14 +330,14 @@ class Daemon:
         self._persist_allocations()
         return result
 
-    def _refresh_ofports(self, pass_keys: frozenset[str]) -> frozenset[str]:
+    def _refresh_ofports(self, flows_read: frozenset[str]) -> frozenset[str]:
         """Keys whose flows new ofports change: learnt from the replica now, or learnt by
-        the OVSDB thread while the pass (of ``pass_keys``) waited for ovs-vswitchd and
-        queued since, taken back into that pass."""
+        the OVSDB thread while the pass waited for ovs-vswitchd and queued since; those
+        of the pass's keys whose flows it read (``flows_read``) are taken back into it."""
         ports = self.ovsdb.ports()
         touched = self.core.change_quietly(
             lambda f: frozenset().union(*(f.set_ofport(n, p.ofport) for n, p in ports.items())))
-        return touched | self.queue.take_into_pass(pass_keys, Aspect.FLOWS)
+        return touched | self.queue.take_into_pass(flows_read, Aspect.FLOWS)
 
     def bridges(self) -> list[str]:
         """The bridges this agent programs: br-int, br-tun and each physical bridge."""

@@ -116,8 +116,8 @@ class Reconciler:
                 # router, compiled before ovs-vswitchd numbered the VIF: one more pass
                 # was a third of a VM port's latency); keys outside this pass that name
                 # them are handed back as follow-ups
-                touched = self._refresh_ofports(frozenset(keys))
-                flows_read = {k for k, aspect in keys.items() if aspect & Aspect.FLOWS}
+                flows_read = frozenset(k for k, aspect in keys.items() if aspect & Aspect.FLOWS)
+                touched = self._refresh_ofports(flows_read)
                 again = (touched | with_new_ports) & (set(flow_diffs) | flows_read)
                 result.follow_up = frozenset(touched - again)
                 changing += [KeyDiff(key=k) for k in sorted(again - set(flow_diffs))]
