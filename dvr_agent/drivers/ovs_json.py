@@ -5,9 +5,9 @@ Every byte the OVSDB server sends (the replica at start, each update after) goes
 (``ovs._json``) only where libopenvswitch's headers are installed, which Debian and
 Ubuntu do not package: a pip-installed agent parses in pure Python. Measured on the
 benchmark machine: an 880 KB monitor reply (2,600 interfaces, the replica of a host with
-~1,000 routers) takes 0.73 s in pure Python and 0.04 s in C; at a warm restart with 300
-routers the pure-Python parser was 1 s of the agent's 6.7 CPU-s (benchmarks/README.md,
-fix 20).
+~1,000 routers) takes 0.73 s in pure Python and 0.04 s in C; in a py-spy profile of a
+warm restart with 300 routers, the thread that parses was 16 % of the agent's samples
+(benchmarks/README.md, fix 20).
 
 The distribution's ``python3-openvswitch`` (a dependency of ``openvswitch-common``, so
 present on every host whose Open vSwitch came from the distribution) ships that parser
