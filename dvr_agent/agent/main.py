@@ -12,6 +12,7 @@ import sys
 from oslo_config import cfg
 from oslo_log import log as oslo_logging
 
+from dvr_agent import signals
 from dvr_agent.agent import config
 from dvr_agent.agent.daemon import Daemon, FatalError
 from dvr_agent.agent.memory import tune_allocator
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     failure = None
     try:
         daemon.start()
-        daemon.stopping.wait()
+        signals.wait_until_set(daemon.stopping)
         failure = daemon.failure
     except FatalError as exc:
         failure = str(exc)

@@ -19,6 +19,7 @@ import sqlalchemy.exc
 from oslo_config import cfg
 from oslo_log import log as oslo_log
 
+from dvr_agent import signals
 from dvr_agent.rpc import protocol
 from dvr_agent.rpc import transport as rpc_transport
 from dvr_agent.server import config, management_protocol
@@ -155,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stopping.set())
     server.start()
     LOG.info("dvr-server %s serving on %s", conf.host, db.safe_url)
-    stopping.wait()
+    signals.wait_until_set(stopping)
     LOG.info("dvr-server stopping")
     # each oslo.messaging listener notices a stop only at its next poll (up to 5 s): give
     # the orderly stop a few seconds; every write is already committed, so exiting
