@@ -134,12 +134,12 @@ class VifTracker:
             vif = models.LocalVif.from_details(port_name, details)
         except PayloadError as exc:
             LOG.error("VIF %s: details rejected: %s", port_name, exc)
+            vif = None
+        with self._lock:
+            current = vif is not None and self._known.get(port_name) == vif.port_id
+        if not current:  # rejected, or unplugged (or replaced) meanwhile: the segment only
             self._core.change(lambda f: f.set_segment(network_id, segment))
             return
-        with self._lock:
-            if self._known.get(port_name) != vif.port_id:
-                self._core.change(lambda f: f.set_segment(network_id, segment))
-                return  # unplugged (or replaced) meanwhile
         ofport = self._ovsdb.ofport(port_name)
         # a new or changed segment can change the network's namespaces too (the MTU)
         known = self._core.read(lambda f: f.segment(network_id)) == segment
