@@ -2,8 +2,9 @@
 
 Reads are batched the way the drivers are fast: one netlink socket per namespace (read
 in parallel), the OVSDB replica (memory, no round trip), and flows dumped per bridge once
-for a big batch or per key cookie for a small one (one dump of 10,000 flows costs ~30 ms,
-one cookie-filtered dump ~2 ms).
+for a big batch or per key cookie for a small one, all bridges side by side (inside
+ovs-vswitchd one dump of 10,000 flows costs ~30 ms, a cookie-filtered one ~2 ms; the
+ovs-ofctl process around it costs more).
 
 A pass may be limited to some *aspects* of a key (an ARP event only touches
 neighbours). Aspects not read are filled in from the desired state, so the diff sees no
@@ -15,7 +16,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 from dvr_agent import names
@@ -118,6 +119,12 @@ class ActualReader:
     def read(self, desired: Mapping[str, KeyState], aspects: Mapping[str, Aspect],
              bridges: Iterable[str]) -> dict[str, ActualKey]:
         existing = self._existing_namespaces(desired)
+        bridges_now = self._drivers.ovsdb.bridges()
+        # the flow dumps go to the pool first: each is an ovs-ofctl process, waited for
+        # rather than computed, and queued behind a big batch's namespace reads they
+        # would start last (a bridge that does not exist yet has no flows, no socket)
+        flow_keys = [k for k in desired if aspects[k] & Aspect.FLOWS]
+        dumps = self._dump_flows(flow_keys, [b for b in bridges if b in bridges_now])
         reads = {}
         for key, want in desired.items():
             wanted_ns = {ns.name: ns for ns in want.namespaces}
@@ -126,10 +133,7 @@ class ActualReader:
                     reads[name] = functools.partial(self._read_namespace, name,
                                                     wanted_ns.get(name), aspects[key])
         jobs = submit_all(self._executor, reads)
-        bridges_now = self._drivers.ovsdb.bridges()
-        # a bridge that does not exist yet has no flows (and no socket to ask)
-        flows = self._read_flows([k for k in desired if aspects[k] & Aspect.FLOWS],
-                                 [b for b in bridges if b in bridges_now])
+        flows = _flows_by_key(flow_keys, dumps)
         owned: dict[str, dict[str, PortView]] = {}
         if any(aspects[k] & Aspect.OVS for k in desired):
             # which ports a key owns is only known by looking at all of them
@@ -191,31 +195,40 @@ class ActualReader:
             sysctls=self._drivers.sysctl.get(name, readable) if readable else {},
             nat=self._drivers.nat.read(name))
 
-    def _read_flows(self, keys: list[str], bridges: Iterable[str]) -> dict[str, set[Flow]]:
-        by_key: dict[str, set[Flow]] = {k: set() for k in keys}
+    def _dump_flows(self, keys: list[str], bridges: Iterable[str]) -> list[Future[set[Flow]]]:
+        """Start dumping the flows of ``keys`` from every bridge, side by side.
+
+        One dump a bridge for a big batch, or a small one whose cookies agree on enough
+        bits (covering_cookie); otherwise one a key and bridge. Each dump is an
+        ovs-ofctl process: ~15 ms on an idle host at 300 routers, 80-100 ms while
+        ovs-vswitchd is busy with a port just plugged. One after the other, a VIF's
+        three bridges were 120-140 ms of its ~220 ms in the agent (benchmarks/README.md,
+        fix 24).
+        """
         if not keys:
-            return by_key
-        cookies = {cookie_for(k): k for k in keys}
-        cookie, mask = covering_cookie(cookies)
+            return []
+        cookie, mask = covering_cookie(cookie_for(k) for k in keys)
         if len(keys) > BIG_BATCH or selective_bits(mask) >= SELECTIVE_BITS:
-            # one dump a bridge, of the flows whose cookies agree with all of the batch's
-            # where those agree: every flow of ours for a big random batch, a sixteenth
-            # or less for the periodic comparison's slices (ordered so that they agree)
-            for bridge in bridges:
-                for flow in self._drivers.openflow.dump(bridge, cookie, mask):
-                    key = cookies.get(flow.cookie)
-                    if key is not None:
-                        by_key[key].add(flow)
+            # of the flows whose cookies agree with all of the batch's where those agree:
+            # every flow of ours for a big random batch, a sixteenth or less for the
+            # periodic comparison's slices (ordered so that they agree)
+            specs = [(bridge, cookie, mask) for bridge in bridges]
         else:
-            # each dump is an ovs-ofctl process: ~5 ms on an idle host, 50-120 ms on a
-            # loaded one; one after the other they were most of a VIF's latency (six for
-            # a VIF: two keys x three bridges), so they run side by side
-            dumps = [(key, self._executor.submit(self._drivers.openflow.dump, bridge,
-                                                 cookie_for(key), COOKIE_MASK_ALL))
+            specs = [(bridge, cookie_for(key), COOKIE_MASK_ALL)
                      for key in keys for bridge in bridges]
-            for key, dump in dumps:
-                by_key[key] |= dump.result()
-        return by_key
+        return [self._executor.submit(self._drivers.openflow.dump, *spec) for spec in specs]
+
+
+def _flows_by_key(keys: list[str], dumps: Iterable[Future[set[Flow]]]) -> dict[str, set[Flow]]:
+    """The dumped flows of each of ``keys`` (a covering dump may hold others' flows too)."""
+    cookies = {cookie_for(k): k for k in keys}
+    by_key: dict[str, set[Flow]] = {k: set() for k in keys}
+    for dump in dumps:
+        for flow in dump.result():
+            key = cookies.get(flow.cookie)
+            if key is not None:
+                by_key[key].add(flow)
+    return by_key
 
 
 def covering_cookie(cookies: Iterable[int]) -> tuple[int, int]:

@@ -8,8 +8,8 @@ Order of a pass (creation first, removal last, so nothing in use disappears earl
   4. inside each namespace, in parallel: stale devices out, devices in (move an OVS tap
      from the host, create a veth pair), sysctls, addresses, rules, routes, neighbours
      in bulk, NAT;
-  5. flows: ONE OpenFlow bundle per bridge for the whole batch (done by the caller, which
-     may first recompile keys whose ports just got an ofport);
+  5. flows: ONE OpenFlow bundle per bridge for the whole batch, the bridges side by side
+     (done by the caller, which may first recompile keys whose ports just got an ofport);
   6. ports to remove, in one transaction; 7. namespaces to remove.
 A key whose step fails is reported failed and skipped from then on; the others go on.
 Something that cannot be done yet (a veth whose peer namespace does not exist, an OVS
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from dvr_agent.reconcile.actual import sysctl_device
 from dvr_agent.reconcile.diff import KeyDiff, NamespaceDiff
 from dvr_agent.reconcile.drivers import Drivers, NetlinkHandle
-from dvr_agent.reconcile.parallel import submit_all
+from dvr_agent.reconcile.parallel import run_all, submit_all
 from dvr_agent.state import Flow, KeyState, Link, LinkKind
 
 LOG = logging.getLogger(__name__)
@@ -294,8 +294,10 @@ class Applier:
                 per_bridge.setdefault(flow.bridge, ([], []))[0].append(flow)
             for flow in delete:
                 per_bridge.setdefault(flow.bridge, ([], []))[1].append(flow)
-        for bridge, (add, delete) in sorted(per_bridge.items()):
-            self._d.openflow.apply(bridge, add=add, delete=delete)
+        # each bundle is atomic on its own bridge and none waits for another's
+        run_all(self._executor, {
+            bridge: functools.partial(self._d.openflow.apply, bridge, add=add, delete=delete)
+            for bridge, (add, delete) in sorted(per_bridge.items())})
 
     def apply_removals(self, diffs: list[KeyDiff], result: ApplyResult) -> None:
         """Phases 6 and 7: ports no longer wanted, then namespaces no longer wanted."""

@@ -8,6 +8,7 @@ compiles keys, and one that says which keys are wanted at all.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from dvr_agent.reconcile.announce import Announcement, announcements, withdrawal
 from dvr_agent.reconcile.apply import Applier, ApplyResult
 from dvr_agent.reconcile.diff import ActualKey, KeyDiff, diff_flows, diff_key
 from dvr_agent.reconcile.drivers import Drivers
+from dvr_agent.reconcile.parallel import run_all
 from dvr_agent.state import (
     CANARY_KEY,
     COOKIE_MASK_ALL,
@@ -255,9 +257,12 @@ class Reconciler:
         live = {cookie_for(k) for k in (*self._wanted(), CANARY_KEY)}
         removed = 0
         existing = self._d.ovsdb.bridges()
-        for bridge in (b for b in self._bridges() if b in existing):
-            stale = {f.cookie for f in self._d.openflow.dump(bridge, COOKIE_PREFIX,
-                                                             COOKIE_PREFIX_MASK)} - live
+        ours = run_all(self._executor, {
+            bridge: functools.partial(self._d.openflow.dump, bridge, COOKIE_PREFIX,
+                                      COOKIE_PREFIX_MASK)
+            for bridge in self._bridges() if bridge in existing})
+        for bridge, flows in ours.items():
+            stale = {f.cookie for f in flows} - live
             for cookie in sorted(stale):
                 self._d.openflow.delete_cookie(bridge, cookie, COOKIE_MASK_ALL)
                 removed += 1

@@ -2,11 +2,12 @@
 job's error comes out of its future either way."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from dvr_agent.reconcile.parallel import submit_all
+from dvr_agent.reconcile.parallel import run_all, submit_all
 
 
 @pytest.fixture
@@ -34,3 +35,24 @@ def test_an_error_comes_out_of_its_future(pool, count):
     for future in futures.values():
         with pytest.raises(OSError, match="no such namespace"):
             future.result()
+
+
+def test_run_all_raises_only_after_every_job_finished(pool):
+    """A caller retrying after a failure must not race a job of the first attempt."""
+    slow_done = threading.Event()
+
+    def broken():
+        raise OSError("bundle refused")
+
+    def slow():
+        time.sleep(0.2)
+        slow_done.set()
+        return "applied"
+
+    with pytest.raises(OSError, match="bundle refused"):
+        run_all(pool, {"br-int": broken, "br-tun": slow})
+    assert slow_done.is_set()
+
+
+def test_run_all_returns_every_result_by_key(pool):
+    assert run_all(pool, {"a": lambda: 1, "b": lambda: 2}) == {"a": 1, "b": 2}
