@@ -41,9 +41,10 @@ class PayloadError(ValueError):
 class at:  # lower case: used as ``with at(key):``, like the function it replaced
     """Run a nested parse under ``segment``: its PayloadError comes out with the longer path.
 
-    A class rather than a @contextmanager generator: every field of every port of an
-    ARP table enters one, and the generator's set-up was most of parsing a field
-    (benchmarks/README.md, fix 19).
+    A class rather than a @contextmanager generator, for nesting the models write by
+    hand. ``fields.field`` and ``fields.items``, which every field of every port of an
+    ARP table goes through, catch and re-raise instead: even this class's calls were a
+    fifth of parsing a port (benchmarks/README.md, fixes 19 and 25).
     """
 
     __slots__ = ("segment",)
