@@ -258,11 +258,11 @@ class Reconciler:
         removed = 0
         existing = self._d.ovsdb.bridges()
         ours = run_all(self._executor, {
-            bridge: functools.partial(self._d.openflow.dump, bridge, COOKIE_PREFIX,
+            bridge: functools.partial(self._d.openflow.cookies, bridge, COOKIE_PREFIX,
                                       COOKIE_PREFIX_MASK)
             for bridge in self._bridges() if bridge in existing})
-        for bridge, flows in ours.items():
-            stale = {f.cookie for f in flows} - live
+        for bridge, cookies in ours.items():
+            stale = cookies - live
             for cookie in sorted(stale):
                 self._d.openflow.delete_cookie(bridge, cookie, COOKIE_MASK_ALL)
                 removed += 1

@@ -56,6 +56,9 @@ def test_ten_thousand_flows_in_one_bundle_dump_back_equal_and_go_by_cookie(ovs, 
     assert dumped == set(flows)
     assert openflow.dump("br-tun", cookie=COOKIE_PREFIX, mask=COOKIE_PREFIX_MASK) == {
         *flows, host_flow}
+    # cookie 0 (unset) and the foreign one do not match our prefix
+    ovs.ofctl("add-flow", "br-tun", "table=2,priority=5,actions=drop")
+    assert openflow.cookies("br-tun", COOKIE_PREFIX, COOKIE_PREFIX_MASK) == {ROUTER, HOST}
     openflow.delete_cookie("br-tun", ROUTER)
     assert openflow.dump("br-tun", cookie=COOKIE_PREFIX, mask=COOKIE_PREFIX_MASK) == {host_flow}
     assert f"cookie={FOREIGN:#x}" in ovs.ofctl("dump-flows", "br-tun")  # never touched

@@ -386,6 +386,9 @@ class _OpenFlow:
         mask = (1 << 64) - 1 if mask is None else mask
         return {f for f in flows if f.cookie & mask == cookie & mask}
 
+    def cookies(self, bridge, cookie, mask=(1 << 64) - 1) -> set[int]:
+        return {f.cookie for f in self.dump(bridge, cookie, mask)}
+
     def apply(self, bridge, add=(), delete=()) -> None:
         add, delete = list(add), list(delete)
         for flow in add:
