@@ -21,9 +21,11 @@ def qr_neighbours(facts: Facts, router: Router, qr_port: Port, device: str) -> l
     own = {x.ip for x in qr_port.fixed_ips}
     for fixed in qr_port.ipv4_fixed_ips():
         subnet = qr_port.interface(fixed).network
-        for ip, mac in facts.arp.entries(fixed.subnet_id).values():
+        # the table is keyed by str(ip): formatting each address again was a quarter of
+        # compiling a router (42 neighbours each, every pass; benchmarks/README.md fix 27)
+        for text, (ip, mac) in facts.arp.entries(fixed.subnet_id).items():
             if _on_subnet(ip, subnet) and ip not in own:
-                out.append(Neighbour(device=device, ip=str(ip), mac=mac))
+                out.append(Neighbour(device=device, ip=text, mac=mac))
         for sg in router.snat_interfaces:
             for sg_fixed in sg.ipv4_fixed_ips():
                 if sg_fixed.subnet_id == fixed.subnet_id and sg_fixed.ip not in own:
