@@ -340,3 +340,33 @@ def test_a_vifs_flows_are_written_in_the_pass_that_tags_it():
         assert rec.run_pass({network: VIF_ASPECTS, router: VIF_ASPECTS}).changes == {}
     finally:
         rec.close()
+
+
+def test_a_refused_flow_fails_its_key_and_the_other_keys_flows_go_in():
+    """Bundles go to the bridges side by side; one refused flow is retried key by key,
+    so the key it belongs to fails and the others' flows are all in place."""
+    host = FakeHost()
+    good, bad = router_key(R), router_key(E)
+
+    def flows_of(key: str) -> frozenset[Flow]:
+        cookie = cookie_for(key)
+        return frozenset({Flow("br-int", 1, 1, (f"dl_vlan={cookie % 100}",), "NORMAL", cookie),
+                          Flow("br-tun", 1, 1, (f"dl_vlan={cookie % 100}",),
+                               f"resubmit(,{cookie % 7 + 2})", cookie)})
+
+    def compile_keys(keys):
+        return {k: KeyState(key=k, flows=flows_of(k)) for k in keys}
+
+    rec = Reconciler(host.drivers(), compile_keys, lambda: frozenset({good, bad}),
+                     lambda: ["br-int", "br-tun"], lambda _keys: frozenset(), workers=2)
+    try:
+        refused = next(f.actions for f in flows_of(bad) if f.bridge == "br-tun")
+        host.fail_on.add(refused)
+        result = rec.run_pass(full(good, bad))
+        assert set(result.failed) == {bad}
+        assert flows_of(good) <= host.flows["br-int"] | host.flows["br-tun"]
+        host.fail_on.clear()
+        assert not rec.run_pass(full(bad)).failed
+        assert flows_of(bad) <= host.flows["br-int"] | host.flows["br-tun"]
+    finally:
+        rec.close()
