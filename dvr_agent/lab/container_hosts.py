@@ -267,10 +267,18 @@ class ContainerHosts:
 def _rename_fabric_end(index: int, name: str) -> None:
     """Give podman's veth end in the fabric the namespace lab's name (u-<host>, x-<host>):
     a capture on a host's wire is then the same command on both backends. A link is
-    renamed only while down."""
+    renamed only while down.
+
+    Hairpin mode goes off too. podman's CNI bridge plugin (Debian 12's podman without
+    netavark) turns it on for every port: the bridge sends a host's own flooded frames
+    back to it, its br-phy learns its own MAC behind eth0, and Open vSwitch then drops
+    the replies meant for it (a host's ARP for the controller went unanswered, and its
+    agent never reached RabbitMQ). netavark leaves it off, as the namespace lab does.
+    """
     with IPRoute(netns=layout.FABRIC_NS, flags=0) as ipr:
         ipr.link("set", index=index, state="down")
         ipr.link("set", index=index, ifname=name)
+        ipr.brport("set", index=index, mode=0)  # IFLA_BRPORT_MODE: hairpin off
         ipr.link("set", index=index, state="up")
 
 

@@ -23,6 +23,7 @@ PID 1 has them, in such a private mount namespace; where they are mounted it doe
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import subprocess
 import sys
@@ -139,8 +140,17 @@ class Podman:
             self("rm", "--force", "--time", "0", *left, timeout=120)
 
     def network_create(self, name: str, subnet: str) -> None:
-        """An internal network: a bridge with no address, no route out, no DNS server."""
-        self("network", "create", "--internal", "--disable-dns", "--subnet", subnet, name)
+        """An internal network: a bridge with no address, no route out, no DNS server.
+
+        Its gateway is named, as the subnet's last address: the bridge never takes it
+        (internal), but with podman's CNI backend (Debian 12's podman without netavark)
+        the IPAM reserves the gateway, by default the first address, and then refuses
+        to give a container the lab's upstream router at .1 ("requested ip ... is
+        subnet's gateway"). netavark takes the same option.
+        """
+        gateway = ipaddress.ip_network(subnet).broadcast_address - 1
+        self("network", "create", "--internal", "--disable-dns", "--subnet", subnet,
+             "--gateway", str(gateway), name)
 
     def network_remove(self, name: str) -> None:
         self("network", "rm", "--force", name, check=False)
