@@ -16,7 +16,7 @@ from dvr_agent.lab.container_hosts import ContainerHosts
 from dvr_agent.lab.lab import Lab
 from tests.fixtures import guard
 from tests.fixtures.containers import podman_session  # noqa: F401
-from tests.fixtures.lab import leftovers_removed  # noqa: F401
+from tests.fixtures.lab import assert_lab_gone, leftovers_removed  # noqa: F401
 from tests.lab.world import LabWorld
 from tests.root_conftest import leak_guard, session_leak_guard  # noqa: F401
 
@@ -47,5 +47,4 @@ def lab(podman_session: str) -> Iterator[LabWorld]:  # noqa: F811
     finally:
         the_lab.down()
         undo()
-    assert not [n for n in os.listdir("/run/netns") if layout.is_lab_namespace(n)]
-    assert not os.path.exists(layout.BASE_DIR), f"dvr-lab down left {layout.BASE_DIR}"
+    assert_lab_gone()

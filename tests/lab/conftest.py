@@ -11,7 +11,7 @@ import pytest
 from dvr_agent.lab import layout
 from dvr_agent.lab.lab import Lab
 from tests.fixtures import guard
-from tests.fixtures.lab import leftovers_removed  # noqa: F401
+from tests.fixtures.lab import assert_lab_gone, leftovers_removed  # noqa: F401
 from tests.lab.world import LabWorld
 from tests.root_conftest import (  # noqa: F401
     leak_guard,
@@ -67,6 +67,4 @@ def lab(session_leak_guard, request, tmp_path_factory):  # noqa: F811 - ordering
             _keep_logs(the_lab, tmp_path_factory.mktemp("lab-logs"))
         the_lab.down()
         undo()
-        assert not [n for n in os.listdir("/run/netns") if layout.is_lab_namespace(n)]
-        left = os.listdir(layout.BASE_DIR) if os.path.isdir(layout.BASE_DIR) else []
-        assert not left, f"dvr-lab down left {left} in {layout.BASE_DIR}"
+        assert_lab_gone()
