@@ -7,8 +7,8 @@ checksumming off (as ``ethtool -K DEV tx off``: the legacy ETHTOOL_STXCSUM turns
 tx-checksum-* features, and the kernel drops TSO with them).
 
 The ethtool ioctl acts on the namespace of the socket it is issued on, and pyroute2's
-IoctlEthtool opens an AF_INET socket when constructed: built on a thread inside the
-namespace (run_in_netns), it talks to that namespace's device.
+IoctlEthtool opens an AF_INET socket when constructed: built while the thread is inside
+the namespace (run_in_netns), it talks to that namespace's device.
 """
 
 from __future__ import annotations

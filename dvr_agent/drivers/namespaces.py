@@ -4,8 +4,9 @@ Keeping iproute2's layout means ``ip netns``, ``ip -n`` and an operator's habits
 namespaces, and we see theirs (and leave them alone: ``owned`` decides what we may touch).
 
 Creation does not fork. pyroute2's ``netns.create`` forks a helper that unshares and
-mounts (~5 ms); a short-lived *thread* can do the same, because unshare(CLONE_NEWNET)
-moves only the calling thread and the mount table is shared by all threads (~0.85 ms).
+mounts (~5 ms); the calling thread can do the same and setns() back, because
+unshare(CLONE_NEWNET) moves only the calling thread and the mount table is shared by
+all threads (~0.5 ms).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 
 from dvr_agent import names
 from dvr_agent.drivers.errors import DriverError, InvalidInput, NotOurs
-from dvr_agent.drivers.netns_thread import CLONE_NEWNET, NETNS_RUN_DIR, netns_path
+from dvr_agent.drivers.netns_thread import NETNS_RUN_DIR, netns_path, run_in_new_netns
 
 LOG = logging.getLogger(__name__)
 
@@ -70,26 +71,16 @@ def _make_run_dir_shared() -> None:
 
 
 def _bind_new_namespace(path: str) -> None:
-    """On a thread of its own: unshare a new network namespace and bind it to ``path``.
+    """Unshare a new network namespace and bind it to ``path``, from this thread, which
+    then returns to its own namespace (netns_thread.run_in_new_netns); the mount alone
+    keeps the new namespace alive."""
 
-    The thread ends right after, so no thread of the agent is left in the new namespace;
-    the mount alone keeps the namespace alive.
-    """
-    failure: list[DriverError] = []
-
-    def body() -> None:
-        if _libc.unshare(CLONE_NEWNET) != 0:
-            failure.append(_os_error("unshare(CLONE_NEWNET)", path))
-            return
+    def bind() -> None:
         own = f"/proc/self/task/{threading.get_native_id()}/ns/net".encode()
         if _libc.mount(own, path.encode(), b"none", MS_BIND, None) != 0:
-            failure.append(_os_error("bind mount", path))
+            raise _os_error("bind mount", path)
 
-    worker = threading.Thread(target=body, name=f"netns-create:{path}", daemon=True)
-    worker.start()
-    worker.join()
-    if failure:
-        raise failure[0]
+    run_in_new_netns(bind)
 
 
 class Namespaces:

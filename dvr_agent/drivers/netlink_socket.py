@@ -1,7 +1,7 @@
-"""Netlink sockets inside a namespace, made by a short-lived thread instead of a fork.
+"""Netlink sockets inside a namespace, made by the calling thread instead of a fork.
 
 A socket belongs to the namespace it was created in, whichever thread uses it later. So
-a thread that setns()es into the namespace creates it and hands it back (run_in_netns):
+the thread setns()es into the namespace, creates it and comes back (run_in_netns):
 ~0.1 ms, where pyroute2's ``IPRoute(netns=...)`` forks a helper for each (~5 ms, and one
 per calling thread). With a long-lived socket per namespace this matters once per
 namespace; it matters a lot for 1,000 namespaces at start-up.
@@ -76,7 +76,7 @@ def require_namespace(namespace: str | None) -> None:
 
 
 def device_in(namespace: str | None, name: str) -> bool:
-    """Is there a device ``name`` in ``namespace``? (if_nametoindex on a thread in there)"""
+    """Is there a device ``name`` in ``namespace``? (if_nametoindex from in there)"""
 
     def lookup() -> bool:
         try:

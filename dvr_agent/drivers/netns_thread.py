@@ -1,25 +1,37 @@
-"""Run a function inside a network namespace, on a short-lived thread, without fork or exec.
+"""Run a function inside a network namespace: the calling thread enters it and comes back.
 
 Some kernel interfaces have no netlink message that names a namespace: sysctls under
 /proc/sys/net, the ethtool ioctl, sockets we open ourselves. They act on the namespace
-of the calling *thread*, and setns(CLONE_NEWNET) moves only the calling thread. So a
-thread that enters the namespace, does the work and ends is all it takes: no helper
-process (pyroute2's netns helpers fork, ~5 ms each), and the caller's thread never
-leaves its own namespace.
+of the calling *thread*, and setns(CLONE_NEWNET) moves only the calling thread. So the
+thread enters the namespace, does the work, and setns()es back into the namespace it
+came from (held open by a descriptor for the whole call): no helper process (pyroute2's
+netns helpers fork, ~5 ms each), and no helper thread either. A thread of its own for
+each call was the first design; starting and joining it cost ~7 ms a namespace at a cold
+start, waiting for the GIL among busy threads, for 0.5 ms of sysctls
+(benchmarks/README.md, fix 28).
+
+What the caller must know: while ``fn`` runs, the thread is in ``namespace``. ``fn``
+must not start threads (they would be born there) and must not keep the thread past
+its own return. If the way back ever failed, the thread could no longer be trusted to
+act on the right namespace: the process stops (see ``_come_back``), and systemd starts
+it again.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
-import threading
 from collections.abc import Callable
 from typing import TypeVar
 
 from dvr_agent.drivers.errors import DriverError
 
+LOG = logging.getLogger(__name__)
 NETNS_RUN_DIR = "/run/netns"
 CLONE_NEWNET = 0x40000000
+THREAD_NETNS = "/proc/thread-self/ns/net"  # the calling thread's own, whatever the others'
+EXIT_STRANDED = 70  # EX_SOFTWARE: a thread that cannot get back to its namespace
 
 _libc = ctypes.CDLL(None, use_errno=True)
 T = TypeVar("T")
@@ -31,7 +43,7 @@ def netns_path(namespace: str) -> str:
 
 
 def enter_netns(namespace: str) -> None:
-    """Move the calling thread into ``namespace`` (for a thread that is about to end)."""
+    """Move the calling thread into ``namespace`` (run_in_netns brings it back)."""
     fd = os.open(netns_path(namespace), os.O_RDONLY | os.O_CLOEXEC)
     try:
         if _libc.setns(fd, CLONE_NEWNET) != 0:
@@ -43,19 +55,43 @@ def enter_netns(namespace: str) -> None:
 
 
 def run_in_netns(namespace: str, fn: Callable[..., T], *args, **kwargs) -> T:
-    """``fn(*args, **kwargs)`` run inside ``namespace``; its result or its exception."""
-    outcome: dict[str, object] = {}
-
-    def body() -> None:
+    """``fn(*args, **kwargs)`` run inside ``namespace`` by this thread; its result or its
+    exception, with the thread back in its own namespace either way."""
+    home = os.open(THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        enter_netns(namespace)  # on failure the thread never left
         try:
-            enter_netns(namespace)
-            outcome["result"] = fn(*args, **kwargs)
-        except BaseException as exc:  # handed back to the caller's thread below
-            outcome["error"] = exc
+            return fn(*args, **kwargs)
+        finally:
+            _come_back(home, namespace)
+    finally:
+        os.close(home)
 
-    worker = threading.Thread(target=body, name=f"netns:{namespace}", daemon=True)
-    worker.start()
-    worker.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["result"]  # type: ignore[return-value]
+
+def run_in_new_netns(fn: Callable[[], T]) -> T:
+    """``fn()`` run by this thread inside a new, empty network namespace (unshare), then
+    back home; the new namespace outlives the call only if ``fn`` keeps it (a mount)."""
+    home = os.open(THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc.unshare(CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise DriverError(f"unshare(CLONE_NEWNET): {os.strerror(err)}", errno=err)
+        try:
+            return fn()
+        finally:
+            _come_back(home, "a new namespace")
+    finally:
+        os.close(home)
+
+
+def _come_back(home: int, namespace: str) -> None:
+    """setns() back home. It cannot fail for a descriptor of our own namespace held open;
+    if it ever did, every socket and /proc/sys file this thread opened afterwards would
+    be ``namespace``'s: stop the process rather than change the wrong namespace."""
+    if _libc.setns(home, CLONE_NEWNET) == 0:
+        return
+    err = ctypes.get_errno()
+    LOG.critical("a thread could not leave namespace %s (%s): stopping dvr-agent",
+                 namespace, os.strerror(err))
+    logging.shutdown()
+    os._exit(EXIT_STRANDED)

@@ -15,7 +15,7 @@ and drops them all, showing a table with no rules at all (seen once in a CI run,
 functional test that lists during 200 replaces). ``read`` lists such a table again.
 
 How nft is run. Reads: libnftables (the library behind the ``nft`` command) through
-ctypes, on a short-lived thread that setns()es into the namespace
+ctypes, by the calling thread entered into the namespace
 (``netns_thread.run_in_netns``). PyPI has no maintained binding: there is no ``nftables``
 distribution, only unmaintained copies of Debian's ``python3-nftables`` (itself a
 ~600-line ctypes wrapper, mostly JSON helpers, installed outside our virtualenv); we need

@@ -1,8 +1,8 @@
 """Sysctls inside a network namespace, read and written through /proc/sys/net.
 
 pyroute2 has no sysctl API, and /proc/sys/net resolves against the namespace of the
-*calling thread*; so a short-lived thread that setns()es does the work (run_in_netns),
-one thread for a whole batch of keys. Only ``net.*`` keys are per namespace: any other
+*calling thread*; so the thread setns()es in for a whole batch of keys and comes back
+(run_in_netns). Only ``net.*`` keys are per namespace: any other
 key would silently change the whole host, so it is refused.
 
 Keys are written as sysctl(8) writes them: dots between components, and a ``/`` inside
