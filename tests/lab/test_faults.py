@@ -33,6 +33,8 @@ class Pinger:
         self.proc = subprocess.Popen(
             ["nsenter", f"--net=/run/netns/{layout.vm_netns(vm['name'])}", "--", "ping",
              "-i", "0.1", "-W", "1", "-O", address], stdout=subprocess.PIPE, text=True)
+        self.started = time.monotonic()
+        self.lost: list[int] = []  # the unanswered requests' icmp_seq, once stopped
 
     def __enter__(self) -> Pinger:
         time.sleep(1)  # a few replies before the fault
@@ -57,7 +59,14 @@ class Pinger:
         assert seqs and sent - seqs[-1] <= 10, \
             f"no reply in the last second before the stop ({len(seqs)} of {sent} answered)"
         gaps = [(b - a) * 0.1 for a, b in itertools.pairwise(seqs)]
+        self.lost = sorted(set(range(1, seqs[-1] + 1)) - set(seqs))
         return seqs[-1], len(seqs), max(gaps, default=0.0)
+
+    def lost_at(self, fault: float) -> str:
+        """When the lost requests were sent, in seconds after ``fault`` (a monotonic
+        time), so that a failure says which moment of the fault cost them."""
+        return ", ".join(f"seq {seq} at {self.started + (seq - 1) * 0.1 - fault:+.1f} s"
+                         for seq in self.lost)
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +126,8 @@ def _outage(lab, pair, pinger, qrouter, hosts) -> None:
     sent, received, _gap = pinger.stop()
     print(f"broker outage {OUTAGE:.0f} s: {received}/{sent} replies, converged "
           f"{converged:.1f} s after it returned")
-    assert received == sent, f"{sent - received} replies lost during the outage"
+    assert received == sent, (f"{sent - received} replies lost during the outage: "
+                              f"{pinger.lost_at(back)} (after the broker came back)")
     assert lab.hosts_with(qrouter) == hosts
 
 
@@ -168,4 +178,5 @@ def test_server_restart_keeps_the_data_plane_and_agents_come_back(lab, pair):
         sent, received, _ = pinger.stop()
     print(f"dvr-server restart: {received}/{sent} replies; agents alive again and a new VM "
           f"wired {time.monotonic() - restarted:.1f} s after it")
-    assert received == sent, f"{sent - received} replies lost over the server restart"
+    assert received == sent, (f"{sent - received} replies lost over the server restart: "
+                              f"{pinger.lost_at(restarted)} (after the restart)")
