@@ -257,8 +257,8 @@ class Daemon:
         changes: Counter = Counter()
         for _ in range(INITIAL_PASSES):
             result = self._run_pass(keys, report_vifs)
-            LOG.info("start-up pass over %d keys: %d changes in %.2f s", len(keys),
-                     sum(result.changes.values()), result.seconds)
+            LOG.info("start-up pass over %d keys: %d changes in %.2f s (%s)", len(keys),
+                     sum(result.changes.values()), result.seconds, result.phases_text())
             changes += result.changes
             keys = {k: a for k, a in keys.items() if k in result.pending or k in result.failed}
             if not keys:

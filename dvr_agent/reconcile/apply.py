@@ -7,7 +7,8 @@ Order of a pass (creation first, removal last, so nothing in use disappears earl
      transactions cost a full ovs-vswitchd reconfiguration each (25 ms at 1,000 ports);
   4. inside each namespace, in parallel: stale devices out, devices in (move an OVS tap
      from the host, create a veth pair), sysctls, addresses, rules, routes, neighbours
-     in bulk, NAT;
+     in bulk, NAT. Namespaces without an OVS internal port to take in are worked while
+     ovs-vswitchd applies phase 3; the others start once it has;
   5. flows: ONE OpenFlow bundle per bridge for the whole batch, the bridges side by side
      (done by the caller, which may first recompile keys whose ports just got an ofport);
   6. ports to remove, in one transaction; 7. namespaces to remove.
@@ -21,9 +22,11 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import time
 from collections import Counter
-from collections.abc import Iterable
-from concurrent.futures import Executor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from dvr_agent.reconcile.actual import sysctl_device
@@ -40,9 +43,20 @@ class ApplyResult:
     pending: set[str] = field(default_factory=set)
     failed: dict[str, Exception] = field(default_factory=dict)
     changes: Counter = field(default_factory=Counter)  # per driver area
+    seconds: dict[str, float] = field(default_factory=dict)  # phase -> wall time
 
     def ok(self, key: str) -> bool:
         return key not in self.failed
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        """Add the wall time of the block to ``phase``: the start-up log names where a
+        pass went (benchmarks/README.md reads its phases from there)."""
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.monotonic() - started
 
 
 class Applier:
@@ -56,23 +70,39 @@ class Applier:
                            result: ApplyResult) -> set[str]:
         """Phases 1-4. Returns the keys that added or replaced OVS ports or tagged VIFs
         (new ofports to learn before their flows)."""
-        self._create_namespaces(diffs, result)
-        self._create_ovs_veths(diffs, desired, result)
-        replugged = self._ovsdb_changes(diffs, result)
-        futures = submit_all(self._executor, {
-            (diff.key, ns.name): functools.partial(self._apply_inside_namespace, ns)
-            for diff in diffs for ns in diff.namespaces
-            if not ns.delete and result.ok(diff.key)})
-        for (key, name), future in futures.items():
-            try:
-                pending, counts = future.result()
-            except Exception as exc:  # reported per key, the batch goes on
-                self._fail(result, key, exc, f"namespace {name}")
-                continue
-            result.changes.update(counts)
-            if pending:
-                result.pending.add(key)
+        with result.timed("namespaces"):
+            self._create_namespaces(diffs, result)
+        with result.timed("veths"):
+            self._create_ovs_veths(diffs, desired, result)
+        inside = [(diff.key, ns) for diff in diffs for ns in diff.namespaces
+                  if not ns.delete and result.ok(diff.key)]
+        with result.timed("inside"):  # from the first namespace started to the last done
+            # ovs-vswitchd applies the transaction in its own process (3 s of its CPU for
+            # 2,000 ports at a cold start) while the namespaces are worked in ours; only
+            # a namespace that takes in a tap ovs-vswitchd makes has to wait for it
+            futures = self._inside_namespaces([(k, ns) for k, ns in inside
+                                               if not _needs_ovs(ns)])
+            with result.timed("ovsdb"):
+                replugged = self._ovsdb_changes(diffs, result)
+            futures |= self._inside_namespaces([(k, ns) for k, ns in inside
+                                                if _needs_ovs(ns) and result.ok(k)])
+            for (key, name), future in futures.items():
+                try:
+                    pending, counts = future.result()
+                except Exception as exc:  # reported per key, the batch goes on
+                    self._fail(result, key, exc, f"namespace {name}")
+                    continue
+                result.changes.update(counts)
+                if pending:
+                    result.pending.add(key)
         return replugged
+
+    def _inside_namespaces(self, work: list[tuple[str, NamespaceDiff]],
+                           ) -> dict[tuple[str, str], Future[tuple[bool, Counter]]]:
+        """Phase 4 of these namespaces started on the pool: {(key, namespace): future}."""
+        return submit_all(self._executor, {
+            (key, ns.name): functools.partial(self._apply_inside_namespace, ns)
+            for key, ns in work})
 
     def _create_namespaces(self, diffs: list[KeyDiff], result: ApplyResult) -> None:
         for diff in diffs:
@@ -273,15 +303,17 @@ class Applier:
         keys = [k for k, (add, delete) in flow_diffs.items() if (add or delete) and result.ok(k)]
         if not keys:
             return
-        try:
-            self._bundle(keys, flow_diffs)
-        except Exception as exc:
-            LOG.warning("flow bundle of %d keys failed (%s); retrying key by key", len(keys), exc)
-            for key in keys:
-                try:
-                    self._bundle([key], flow_diffs)
-                except Exception as key_exc:
-                    self._fail(result, key, key_exc, "flows")
+        with result.timed("flows"):
+            try:
+                self._bundle(keys, flow_diffs)
+            except Exception as exc:
+                LOG.warning("flow bundle of %d keys failed (%s); retrying key by key",
+                            len(keys), exc)
+                for key in keys:
+                    try:
+                        self._bundle([key], flow_diffs)
+                    except Exception as key_exc:
+                        self._fail(result, key, key_exc, "flows")
         result.changes["flows"] += sum(len(a) + len(d) for k, (a, d) in flow_diffs.items()
                                        if k in keys and result.ok(k))
 
@@ -326,6 +358,12 @@ class Applier:
     def _fail(result: ApplyResult, key: str, exc: Exception, what: str) -> None:
         LOG.error("%s: %s failed: %s", key, what, exc)
         result.failed.setdefault(key, exc)
+
+
+def _needs_ovs(ns: NamespaceDiff) -> bool:
+    """Does phase 4 of ``ns`` need the OVSDB transaction done? Yes for an internal port:
+    its tap, made by ovs-vswitchd, is moved in. A veth's host end is ours, made in phase 2."""
+    return bool(ns.replug) or any(link.kind is LinkKind.OVS_INTERNAL for link in ns.links)
 
 
 def _replug(diff: KeyDiff, want: KeyState, port_name: str) -> None:
