@@ -206,6 +206,16 @@ class Pinger:
             ["ip", "netns", "exec", namespace, "ping", "-n", "-i", str(interval), address],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
+    def __enter__(self) -> Pinger:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """A run that failed or was stopped kills its ping: left running, it kept its VM's
+        namespace and tap alive, and the clean-up waited 180 s for that tap to go."""
+        if self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.communicate()
+
     def stop(self) -> tuple[int, int]:
         """(sent, answered) up to the last request answered."""
         self._proc.send_signal(signal.SIGINT)

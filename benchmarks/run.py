@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -290,6 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--events-at {args.events_at}: not one of the sizes "
                          f"{','.join(map(str, plan.sizes))}")
         plan = dataclasses.replace(plan, events_at=args.events_at)
+    # `kill` of a run (or of `make bench`) takes the same way out as a failure, through
+    # the finally blocks that stop its agent, server, broker and OVS: by default SIGTERM
+    # ended the process at once and left all of them running
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     compile_agent()
     output = os.path.abspath(args.output)
     profiler = probes.Profiler(os.path.abspath(args.profile) if args.profile else None)

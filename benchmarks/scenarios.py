@@ -171,20 +171,20 @@ def warm_restart(bench: Bench, profile: str) -> dict:
     another VM through a router on this host every 10 ms; from spawn to READY=1."""
     a, b = probe_vms(bench)
     stack = bench.stack
-    pinger = Pinger(a.namespace, b.port.ip, interval=WARM_PING_INTERVAL)
-    idle = probes.cpu_seconds(stack.pids())
-    time.sleep(1.0)
-    before = probes.cpu_seconds(stack.pids())
-    idle = probes.cpu_used(idle, before)  # a second of the host at rest, for comparison
-    stack.stop_agent()
-    before = probes.cpu_seconds(stack.pids())
-    try:
-        seconds, status = stack.start_agent(lambda pid: bench.profiler.start(pid, profile))
-    finally:
-        bench.profiler.stop()
-    cpu = probes.cpu_used({"agent": 0.0, **before}, probes.cpu_seconds(stack.pids()))
-    time.sleep(2.0)  # what a restart would break shows up in the passes right after READY
-    sent, received = pinger.stop()
+    with Pinger(a.namespace, b.port.ip, interval=WARM_PING_INTERVAL) as pinger:
+        idle = probes.cpu_seconds(stack.pids())
+        time.sleep(1.0)
+        before = probes.cpu_seconds(stack.pids())
+        idle = probes.cpu_used(idle, before)  # a second of the host at rest, for comparison
+        stack.stop_agent()
+        before = probes.cpu_seconds(stack.pids())
+        try:
+            seconds, status = stack.start_agent(lambda pid: bench.profiler.start(pid, profile))
+        finally:
+            bench.profiler.stop()
+        cpu = probes.cpu_used({"agent": 0.0, **before}, probes.cpu_seconds(stack.pids()))
+        time.sleep(2.0)  # what a restart would break shows up in the passes after READY
+        sent, received = pinger.stop()
     return {"seconds": seconds, "changes": ready_changes(status), "status": status,
             "cpu_s": cpu, "idle_cpu_s_per_s": idle, "pings_sent": sent,
             "pings_lost": sent - received}
