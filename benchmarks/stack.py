@@ -90,7 +90,9 @@ class Stack:
 
     def start_ovs(self) -> PrivateOvs:
         self._ovs_runs += 1
-        self.ovs = PrivateOvs(os.path.join(self.workdir, f"ovs-{self._ovs_runs}")).start()
+        basedir = os.path.join(self.workdir, f"ovs-{self._ovs_runs}")
+        shutil.rmtree(basedir, ignore_errors=True)  # a --workdir kept from a killed run
+        self.ovs = PrivateOvs(basedir).start()
         add_test_bridge(self.ovs, "br-ex")
         self._plug_upstream()
         return self.ovs
