@@ -291,12 +291,13 @@ class Netlink:
                   _where(to_namespace))
 
     def link_set(self, name: str, *, mac: str | None = None, mtu: int | None = None,
-                 up: bool | None = None) -> None:
-        """Set what is given and differs; what already is so is not written again."""
+                 up: bool | None = None, current: LinkInfo | None = None) -> None:
+        """Set what is given and differs; what already is so is not written again.
+        ``current``: the device as the caller just read it (saves reading it again)."""
         check.device(name)
         mac = None if mac is None else check.unicast_mac(mac, obj=name)
         mtu = None if mtu is None else check.mtu(mtu, obj=name)
-        info = self.link(name)
+        info = current if current is not None and current.name == name else self.link(name)
         if info is None:
             raise DriverError(f"no device {name} in {_where(self.namespace)}", obj=name,
                               errno=errno.ENODEV)
@@ -322,10 +323,11 @@ class Netlink:
     def addr_add(self, a: Address) -> None:
         self.addr_add_many([a])
 
-    def addr_add_many(self, addresses: Iterable[Address]) -> int:
+    def addr_add_many(self, addresses: Iterable[Address],
+                      links: Mapping[str, LinkInfo] | None = None) -> int:
         """Add every address (one already there is success); the number added now."""
         valid = [check.address(a) for a in addresses]
-        index = self._device_indexes(a.device for a in valid)
+        index = self._device_indexes([a.device for a in valid], links)
         requests = []
         for a in valid:
             _known_device(a, a.device, index, missing_is_error=True)
@@ -368,48 +370,58 @@ class Netlink:
     def route_del(self, r: Route) -> None:
         self.route_del_many([r])
 
-    def route_replace_many(self, routes: Iterable[Route]) -> int:
+    def route_replace_many(self, routes: Iterable[Route],
+                           links: Mapping[str, LinkInfo] | None = None) -> int:
         """Write every route (proto static, replace); the number written."""
         valid = [check.route(r) for r in routes]
-        index = self._device_indexes(r.device for r in valid)
+        index = self._device_indexes([r.device for r in valid], links)
         return self._run_batch("route replace", ALREADY_THERE, [
             Request(r, RTM_NEWROUTE, REPLACE,
                     route_payload(r.dst, r.table, r.gateway, index[r.device]))
             for r in valid if _known_device(r, r.device, index, missing_is_error=True)])
 
-    def route_del_many(self, routes: Iterable[Route]) -> int:
+    def route_del_many(self, routes: Iterable[Route],
+                       links: Mapping[str, LinkInfo] | None = None) -> int:
         """Delete every route; the number deleted now (already absent ones don't count).
 
         A route on a device that no longer exists went with the device.
         """
         valid = [check.route(r) for r in routes]
-        index = self._device_indexes(r.device for r in valid)
+        index = self._device_indexes([r.device for r in valid], links)
         return self._run_batch("route delete", ALREADY_GONE, [
             Request(r, RTM_DELROUTE, DELETE,
                     route_payload(r.dst, r.table, r.gateway, index[r.device],
                                   delete=True))
             for r in valid if _known_device(r, r.device, index, missing_is_error=False)])
 
-    def neigh_replace(self, entries: Iterable[Neighbour]) -> int:
+    def neigh_replace(self, entries: Iterable[Neighbour],
+                      links: Mapping[str, LinkInfo] | None = None) -> int:
         """Write every entry as NUD_PERMANENT (replace); the number written."""
         valid = [check.neighbour(n) for n in entries]
-        index = self._device_indexes(n.device for n in valid)
+        index = self._device_indexes([n.device for n in valid], links)
         return self._run_batch("neighbour replace", ALREADY_THERE, [
             Request(n, RTM_NEWNEIGH, REPLACE, neigh_payload(index[n.device], n.ip, n.mac))
             for n in valid if _known_device(n, n.device, index, missing_is_error=True)])
 
-    def neigh_del(self, entries: Iterable[Neighbour]) -> int:
+    def neigh_del(self, entries: Iterable[Neighbour],
+                  links: Mapping[str, LinkInfo] | None = None) -> int:
         """Delete every entry; the number deleted now (entries of a gone device are gone)."""
         valid = [check.neighbour(n) for n in entries]
-        index = self._device_indexes(n.device for n in valid)
+        index = self._device_indexes([n.device for n in valid], links)
         return self._run_batch("neighbour delete", ALREADY_GONE, [
             Request(n, RTM_DELNEIGH, DELETE, neigh_payload(index[n.device], n.ip, None))
             for n in valid if _known_device(n, n.device, index, missing_is_error=False)])
 
-    def _device_indexes(self, devices: Iterable[str]) -> dict[str, int]:
+    def _device_indexes(self, devices: Iterable[str],
+                        links: Mapping[str, LinkInfo] | None = None) -> dict[str, int]:
+        """name -> index of these devices; from ``links`` (the caller's fresh read) when it
+        has them all, else from a dump. A namespace's phase of a cold sync read its links
+        three times and each of its devices once more (benchmarks/README.md, fix 30)."""
         wanted = set(devices)
         if not wanted:
             return {}
+        if links is not None and wanted <= links.keys():
+            return {name: links[name].index for name in wanted}
         return {info.name: info.index for info in self.links().values() if info.name in wanted}
 
     def _batch_socket(self) -> BatchSocket:

@@ -46,6 +46,22 @@ def test_ten_thousand_permanent_neighbours_are_read_back_exactly_then_deleted(ro
     assert _permanent_in_kernel(router.namespace) == 0
 
 
+def test_writes_take_indexes_from_links_just_read_or_read_them(router):
+    """With the caller's fresh read of the links, the bulk writes need no dump; a device
+    it does not list (made since) is looked up, never an error."""
+    links = router.links()
+    entries = _neighbours(3)
+    assert router.neigh_replace(entries, links) == 3
+    assert router.neighbours() == frozenset(entries)
+    router.veth_add("qr-9", "qr-peer9", router.namespace)
+    router.link_set("qr-9", up=True)
+    router.addr_add_many([Address("qr-9", "10.9.0.1/24")], links)  # qr-9 not in links
+    route = Route("10.99.0.0/24", table=254, gateway=None, device="qr-9")
+    assert router.route_replace_many([route], links) == 1
+    assert route in router.routes()
+    assert router.neigh_del(entries, router.links()) == 3
+
+
 def test_replacing_the_same_neighbours_twice_changes_nothing(router):
     entries = _neighbours(2_000)
     router.neigh_replace(entries)

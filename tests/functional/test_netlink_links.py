@@ -151,6 +151,17 @@ def test_link_set_writes_only_what_differs_and_reads_back(netlink):
     assert netlink.links()["qr-1"].mtu == 9000
 
 
+def test_link_set_with_the_device_as_just_read_writes_what_differs(netlink):
+    """``current`` saves the read; what it says already is so is not written again."""
+    netlink.veth_add("qr-1", "qr-2", netlink.namespace)
+    read = netlink.links()
+    netlink.link_set("qr-1", mtu=1400, up=True, current=read["qr-1"])
+    assert (netlink.links()["qr-1"].mtu, netlink.links()["qr-1"].up) == (1400, True)
+    # another device's entry is not taken for this one's: it is read instead
+    netlink.link_set("qr-2", mtu=1400, current=read["qr-1"])
+    assert netlink.links()["qr-2"].mtu == 1400
+
+
 def test_deleting_an_absent_link_is_success(netlink):
     netlink.veth_add("qr-1", "qr-2", netlink.namespace)
     netlink.link_del("qr-1")

@@ -222,7 +222,7 @@ class _Netlink:
             self.h._ns(peer_ns).links[peer].peer = (to_namespace, name)
         self.h._bump("links")
 
-    def link_set(self, name, *, mac=None, mtu=None, up=None) -> None:
+    def link_set(self, name, *, mac=None, mtu=None, up=None, current=None) -> None:
         self.h._check(name)
         self.h._device(self.name, name)
         link = self._me.links[name]
@@ -251,7 +251,7 @@ class _Netlink:
         self._me.addresses.add(a)
         self.h._bump("addresses")
 
-    def addr_add_many(self, addresses) -> int:
+    def addr_add_many(self, addresses, links=None) -> int:
         return sum(self.addr_add(a) or 1 for a in addresses)
 
     def addr_del(self, a: Address) -> None:
@@ -268,10 +268,10 @@ class _Netlink:
         self._me.routes.discard(r)
         self.h._bump("routes")
 
-    def route_replace_many(self, routes) -> int:
+    def route_replace_many(self, routes, links=None) -> int:
         return sum(self.route_replace(r) or 1 for r in routes)
 
-    def route_del_many(self, routes) -> int:
+    def route_del_many(self, routes, links=None) -> int:
         return sum(self.route_del(r) or 1 for r in routes)
 
     def rule_add(self, r: Rule) -> None:
@@ -285,7 +285,7 @@ class _Netlink:
         self._me.rules.discard(r)
         self.h._bump("rules")
 
-    def neigh_replace(self, entries) -> int:
+    def neigh_replace(self, entries, links=None) -> int:
         entries = list(entries)
         for n in entries:
             self.h._device(self.name, n.device)
@@ -293,7 +293,7 @@ class _Netlink:
         self.h._bump("neighbours", len(entries))
         return len(entries)
 
-    def neigh_del(self, entries) -> int:
+    def neigh_del(self, entries, links=None) -> int:
         entries = list(entries)
         self._me.neighbours -= set(entries)
         self.h._bump("neighbours", len(entries))
