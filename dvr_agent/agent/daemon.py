@@ -37,6 +37,7 @@ from dvr_agent.agent.dataplane import NetlinkCache, build_drivers
 from dvr_agent.agent.fetcher import Fetcher
 from dvr_agent.agent.heartbeat import Heartbeat
 from dvr_agent.agent.housekeeping import Housekeeping
+from dvr_agent.agent.memory import release_free_memory
 from dvr_agent.agent.metrics import Metrics
 from dvr_agent.agent.notifications import (
     L3AgentNotifications,
@@ -149,6 +150,7 @@ class Daemon:
         if not self._wait_for(lambda: self.fetcher.wait_idle(0.1) and self.fetcher.full_syncs):
             return
         self._converge()
+        release_free_memory()
         self._spawn("reconciler", self._reconcile_loop)
         self.housekeeping = Housekeeping(self)
         self.housekeeping.plant_canary()
