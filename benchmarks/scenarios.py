@@ -119,8 +119,9 @@ def cold_sync(bench: Bench, profile: str) -> dict:
     if missing:
         raise RuntimeError(f"READY after {seconds:.1f} s but missing: {missing[:5]} "
                            f"({len(missing)} in all)")
+    pid = stack.agent.proc.pid
     return {"seconds": seconds, "status": status, "cpu_s": cpu, "flows": our_flows(stack),
-            "rss_mb": probes.rss_mb(stack.agent.proc.pid)}
+            "rss_mb": probes.rss_mb(pid), "peak_rss_mb": probes.rss_mb(pid, "VmHWM")}
 
 
 # ---------------------------------------------------------------- 2. warm restart
