@@ -100,6 +100,19 @@ def our_flows(stack: Stack) -> dict[str, int]:
 # ---------------------------------------------------------------- 1. cold full sync
 
 
+def _start_agent(bench: Bench, profile: str) -> tuple[float, str, dict[str, float]]:
+    """Start the agent under the profiler: (seconds to READY, its STATUS line, the CPU
+    each process used meanwhile, the new agent counted from zero)."""
+    stack = bench.stack
+    before = probes.cpu_seconds(stack.pids())
+    try:
+        seconds, status = stack.start_agent(lambda pid: bench.profiler.start(pid, profile))
+    finally:
+        bench.profiler.stop()
+    return seconds, status, probes.cpu_used({"agent": 0.0, **before},
+                                            probes.cpu_seconds(stack.pids()))
+
+
 def cold_sync(bench: Bench, profile: str) -> dict:
     """One cold start: a host that never ran the agent, a server on a fresh copy of the
     topology; from spawning dvr-agent to READY=1 (sent once the first full sync and
@@ -109,12 +122,7 @@ def cold_sync(bench: Bench, profile: str) -> dict:
     stack.stop_server()
     stack.wipe_host()
     stack.start_server(bench.database)
-    before = probes.cpu_seconds(stack.pids())
-    try:
-        seconds, status = stack.start_agent(lambda pid: bench.profiler.start(pid, profile))
-    finally:
-        bench.profiler.stop()
-    cpu = probes.cpu_used({"agent": 0.0, **before}, probes.cpu_seconds(stack.pids()))
+    seconds, status, cpu = _start_agent(bench, profile)
     missing = missing_from_host(bench.topology)
     if missing:
         raise RuntimeError(f"READY after {seconds:.1f} s but missing: {missing[:5]} "
@@ -178,12 +186,7 @@ def warm_restart(bench: Bench, profile: str) -> dict:
         before = probes.cpu_seconds(stack.pids())
         idle = probes.cpu_used(idle, before)  # a second of the host at rest, for comparison
         stack.stop_agent()
-        before = probes.cpu_seconds(stack.pids())
-        try:
-            seconds, status = stack.start_agent(lambda pid: bench.profiler.start(pid, profile))
-        finally:
-            bench.profiler.stop()
-        cpu = probes.cpu_used({"agent": 0.0, **before}, probes.cpu_seconds(stack.pids()))
+        seconds, status, cpu = _start_agent(bench, profile)
         time.sleep(2.0)  # what a restart would break shows up in the passes after READY
         sent, received = pinger.stop()
     return {"seconds": seconds, "changes": ready_changes(status), "status": status,

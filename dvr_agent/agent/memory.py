@@ -31,9 +31,8 @@ SETTINGS = ((M_ARENA_MAX, 2), (M_MMAP_THRESHOLD, 128 * 1024), (M_TRIM_THRESHOLD,
 def tune_allocator() -> bool:
     """Apply SETTINGS; call before the first thread starts. False if this libc has no
     mallopt (glibc's answers 1 to every call, so there is nothing more to check)."""
-    try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
-    except (OSError, AttributeError):
+    mallopt = _libc_function("mallopt")
+    if mallopt is None:
         LOG.debug("no mallopt in this libc: the allocator keeps its defaults")
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
@@ -48,10 +47,17 @@ def release_free_memory() -> bool:
     the desired and the read-back state of every router at once, and what they freed
     stays in the heap's middle, which only a trim returns (benchmarks/README.md, fix 31).
     """
-    try:
-        malloc_trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):
+    malloc_trim = _libc_function("malloc_trim")
+    if malloc_trim is None:
         return False
     malloc_trim.argtypes, malloc_trim.restype = (ctypes.c_size_t,), ctypes.c_int
     malloc_trim(0)
     return True
+
+
+def _libc_function(name: str):
+    """The C library's ``name``, or None where this libc has no such function (musl)."""
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):
+        return None

@@ -22,7 +22,8 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from dvr_agent.drivers.errors import DriverError
@@ -57,31 +58,36 @@ def enter_netns(namespace: str) -> None:
 def run_in_netns(namespace: str, fn: Callable[..., T], *args, **kwargs) -> T:
     """``fn(*args, **kwargs)`` run inside ``namespace`` by this thread; its result or its
     exception, with the thread back in its own namespace either way."""
-    home = os.open(THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        enter_netns(namespace)  # on failure the thread never left
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _come_back(home, namespace)
-    finally:
-        os.close(home)
+    with _away(lambda: enter_netns(namespace), namespace):
+        return fn(*args, **kwargs)
 
 
 def run_in_new_netns(fn: Callable[[], T]) -> T:
     """``fn()`` run by this thread inside a new, empty network namespace (unshare), then
     back home; the new namespace outlives the call only if ``fn`` keeps it (a mount)."""
+    with _away(_unshare, "a new namespace"):
+        return fn()
+
+
+@contextmanager
+def _away(leave: Callable[[], None], where: str) -> Iterator[None]:
+    """The block runs after ``leave()`` moved this thread to ``where``; the thread comes
+    back home after it, however it ends. If ``leave`` fails, the thread never left."""
     home = os.open(THREAD_NETNS, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        if _libc.unshare(CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise DriverError(f"unshare(CLONE_NEWNET): {os.strerror(err)}", errno=err)
+        leave()
         try:
-            return fn()
+            yield
         finally:
-            _come_back(home, "a new namespace")
+            _come_back(home, where)
     finally:
         os.close(home)
+
+
+def _unshare() -> None:
+    if _libc.unshare(CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise DriverError(f"unshare(CLONE_NEWNET): {os.strerror(err)}", errno=err)
 
 
 def _come_back(home: int, namespace: str) -> None:
