@@ -274,20 +274,30 @@ class Fetcher:
         """(routers that parse, ids to leave as they are on the host).
 
         A router whose payload is rejected is logged and left untouched, neither updated
-        nor removed: a bad answer must not take a working router down.
+        nor removed: a bad answer must not take a working router down. Which router that
+        was is known only from an ``id`` among those asked for; any other (``""``, a
+        stranger's, none) leaves every router asked for as it is, or a reply such as
+        ``[{"id": ""}]`` would read as "none of them is here" and remove them all.
         """
         if not isinstance(reply, list):
             LOG.error("sync_routers answered %s, not a list: ignored", type(reply).__name__)
             return [], set(requested)
+        asked = set(requested)
         routers, keep = [], set()
         for i, item in enumerate(reply):
             try:
                 routers.append(models.Router.from_dict(item))
             except PayloadError as exc:
                 router_id = item.get("id") if isinstance(item, dict) else None
-                LOG.error("sync_routers: routers[%d] rejected, the router stays as it is: %s",
-                          i, exc)
-                keep |= {router_id} if isinstance(router_id, str) else set(requested)
+                if isinstance(router_id, str) and router_id in asked:
+                    LOG.error("sync_routers: routers[%d] (%s) rejected, the router stays "
+                              "as it is: %s", i, router_id, exc)
+                    keep.add(router_id)
+                else:
+                    LOG.error("sync_routers: routers[%d] rejected and not one of the %d "
+                              "asked for by id: all of them stay as they are: %s",
+                              i, len(asked), exc)
+                    keep |= asked
         return routers, keep
 
     # ------------------------------------------------------------ what routers imply
