@@ -18,7 +18,8 @@ def test_guard_names_and_removes_a_leaked_namespace_link_and_process():
     try:
         message = guard.check_and_clean(before, "on purpose")
         assert message is not None
-        for leaked in ("dvrtest-leak", "dvrtest-v0", "dvrtest-v1", f"{sleeper.pid} (sleep)"):
+        for leaked in ("dvrtest-leak", "dvrtest-v0", "dvrtest-v1", f"{sleeper.pid} (sleep)",
+                       f"parent {os.getpid()} (", "sleep 60"):  # whose, and what it ran
             assert leaked in message
         assert "dvrtest-leak" not in netns.listnetns()
         with IPRoute() as ipr:
