@@ -29,6 +29,7 @@ from dvr_agent.state import (
     COOKIE_PREFIX,
     COOKIE_PREFIX_MASK,
     OWNER_EXTERNAL_ID,
+    Flow,
     KeyState,
     cookie_for,
     fip_key,
@@ -44,6 +45,10 @@ LOG = logging.getLogger(__name__)
 # case a follow-up key keeps failing.
 HOLD_FOR_FOLLOW_UP = 5.0
 COMPARE_WORKERS = 2  # reads of the periodic comparison, beside the passes' own pool
+# keys recompiled at a time once new ports have their ofports: only their flows are kept,
+# and a cold start's recompile of every key at once, neighbours included (the ARP tables
+# had come meanwhile), was the agent's peak memory at 1,000 routers (benchmarks/README.md)
+RECOMPILE_SLICE = 256
 
 # compiles keys; a key that is not wanted compiles to an empty KeyState (it must go)
 CompileKeys = Callable[[Iterable[str]], Mapping[str, KeyState]]
@@ -131,9 +136,7 @@ class Reconciler:
                 result.follow_up = frozenset(touched - again)
                 changing += [KeyDiff(key=k) for k in sorted(again - set(flow_diffs))]
                 with applied.timed("recompile"):
-                    recompiled = self._desired({k: keys[k] for k in again})
-                for key in again:
-                    flow_diffs[key] = diff_flows(recompiled[key].flows, actual[key].flows)
+                    self._recompile_flows(sorted(again), keys, actual, flow_diffs)
             self._applier.apply_flows(flow_diffs, applied)
             with applied.timed("removals"):
                 self._applier.apply_removals(changing, applied)
@@ -215,6 +218,18 @@ class Reconciler:
         result.announced += items
         if self._d.announcer is not None:
             self._d.announcer.announce(items)
+
+    def _recompile_flows(self, keys: list[str], aspects: Mapping[str, Aspect],
+                         actual: Mapping[str, ActualKey],
+                         flow_diffs: dict[str, tuple[set[Flow], set[Flow]]]) -> None:
+        """The flow diffs of ``keys`` compiled again, RECOMPILE_SLICE keys at a time: each
+        slice's states are dropped once their flows are diffed, and the facts' lock is
+        let go between slices for the events waiting on it."""
+        for start in range(0, len(keys), RECOMPILE_SLICE):
+            part = keys[start:start + RECOMPILE_SLICE]
+            recompiled = self._desired({k: aspects[k] for k in part})
+            for key in part:
+                flow_diffs[key] = diff_flows(recompiled[key].flows, actual[key].flows)
 
     def _desired(self, keys: Mapping[str, Aspect]) -> dict[str, KeyState]:
         """What each key should be; an unwanted key compiles to nothing (removal)."""

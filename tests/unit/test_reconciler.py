@@ -6,7 +6,9 @@ import threading
 
 import pytest
 
+from dvr_agent.reconcile import reconciler as reconciler_module
 from dvr_agent.reconcile.actual import Aspect
+from dvr_agent.reconcile.diff import ActualKey
 from dvr_agent.reconcile.reconciler import Reconciler
 from dvr_agent.state import (
     HOST_KEY,
@@ -122,6 +124,30 @@ def test_a_router_is_built_from_nothing(setup):
     assert host.ports[QR].tag == 1
     assert {f.table for f in host.flows["br-int"]} == {3}  # compiled once the ofport existed
     assert any("mod_dl_src:fa:16:3f:b2:34:82" in f.actions for f in host.flows["br-tun"])
+
+
+def test_the_recompile_goes_slice_by_slice_and_misses_no_key(setup, monkeypatch):
+    """Once new ports have ofports, their keys are compiled again RECOMPILE_SLICE at a
+    time (a cold start's recompile of every key at once was the agent's peak memory);
+    every key still gets the flow diff of its own recompiled state."""
+    _host, _world, rec = setup
+    monkeypatch.setattr(reconciler_module, "RECOMPILE_SLICE", 2)
+    keys = [router_key(f"{i:08d}-d455-49fc-bf31-5a2c51203085") for i in range(5)]
+    kept = {k: Flow("br-int", 3, 5, ("dl_vlan=1",), "drop", cookie_for(k)) for k in keys}
+    new = {k: Flow("br-int", 3, 5, ("dl_vlan=2",), "drop", cookie_for(k)) for k in keys}
+    compiled: list[list[str]] = []
+
+    def compile_slice(wanted):
+        compiled.append(sorted(wanted))
+        return {k: KeyState(key=k, flows=frozenset({kept[k], new[k]})) for k in wanted}
+
+    rec._compile = compile_slice
+    actual = {k: ActualKey(key=k, namespaces={}, ports={}, foreign_ports={}, bridges={},
+                           flows=frozenset({kept[k]})) for k in keys}
+    flow_diffs: dict = {}
+    rec._recompile_flows(keys, full(*keys), actual, flow_diffs)
+    assert compiled == [keys[0:2], keys[2:4], keys[4:5]]
+    assert flow_diffs == {k: ({new[k]}, set()) for k in keys}
 
 
 def test_applying_the_same_state_twice_changes_nothing(setup):
