@@ -324,6 +324,8 @@ class Daemon:
         if result.follow_up:
             self.queue.put_many(result.follow_up, Aspect.FLOWS)
         self.metrics.pass_done(result.seconds, result.changes, len(result.failed))
+        LOG.debug("pass over %d keys: %d changes in %.3f s (%s)", len(keys),
+                  result.total_changes, result.seconds, result.phases_text())
         self.passes += 1
         self.last_pass = result
         if report_vifs:
