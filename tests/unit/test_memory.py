@@ -33,4 +33,4 @@ def test_memory_freed_amid_kept_blocks_goes_back_to_the_system():
     before = _rss_kib()
     assert memory.release_free_memory() is True
     assert _rss_kib() < before - 40_000, "less than 40 MB of the 78 MB freed went back"
-    assert len(kept) == 313
+    del kept  # alive until here: the kept blocks are what fragments the heap
