@@ -79,6 +79,8 @@ class RollingComparison:
             if not d.stopping.is_set():  # (a stop closes the pool under a comparison)
                 LOG.exception("comparing %d keys with the host failed", len(keys))
             return set()
+        # the repair must read what is there, not what the passes remember of the flows
+        d.reconciler.flow_memory.forget(drifted)
         queued = d.queue.keys()  # changed by an event meanwhile: its pass is coming anyway
         drifted = {k: s for k, s in drifted.items() if k not in queued}
         for key, summary in drifted.items():

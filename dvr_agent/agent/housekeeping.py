@@ -75,6 +75,7 @@ class Housekeeping:
         self.canary_trips += 1
         LOG.warning("the canary flow on %s is gone (ovs-vswitchd restarted?): "
                     "reprogramming everything", ", ".join(gone))
+        d.reconciler.flow_memory.forget()  # what the passes remember of flows is gone too
         d.queue.put_many(d.core.wanted(), Aspect.ALL, PRIORITY_EVENT)
         self.plant_canary()
         return False

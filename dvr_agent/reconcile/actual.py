@@ -4,7 +4,8 @@ Reads are batched the way the drivers are fast: one netlink socket per namespace
 in parallel), the OVSDB replica (memory, no round trip), and flows dumped per bridge once
 for a big batch or per key cookie for a small one, all bridges side by side (inside
 ovs-vswitchd one dump of 10,000 flows costs ~30 ms, a cookie-filtered one ~2 ms; the
-ovs-ofctl process around it costs more).
+ovs-ofctl process around it costs more); the flows of a key the passes' FlowMemory
+remembers are not dumped at all (see flow_memory.py).
 
 A pass may be limited to some *aspects* of a key (an ARP event only touches
 neighbours). Aspects not read are filled in from the desired state, so the diff sees no
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from dvr_agent import names
 from dvr_agent.reconcile.diff import ActualKey, ActualNamespace
 from dvr_agent.reconcile.drivers import Drivers, LinkView, PortView
+from dvr_agent.reconcile.flow_memory import FlowMemory
 from dvr_agent.reconcile.parallel import submit_all
 from dvr_agent.state import (
     COOKIE_MASK_ALL,
@@ -87,9 +89,14 @@ def _assumed(link: Link) -> LinkView:
 
 
 class ActualReader:
-    def __init__(self, drivers: Drivers, executor: Executor) -> None:
+    def __init__(self, drivers: Drivers, executor: Executor,
+                 memory: FlowMemory | None = None) -> None:
+        """``memory``: take the flows of the keys it remembers from there instead of
+        dumping them (the passes' reader); without one, every key is dumped (the rolling
+        comparison's, which must see what is there)."""
         self._drivers = drivers
         self._executor = executor
+        self._memory = memory
 
     def host_links(self, desired: Mapping[str, KeyState],
                    aspects: Mapping[str, Aspect]) -> Mapping[str, LinkView]:
@@ -124,7 +131,9 @@ class ActualReader:
         # rather than computed, and queued behind a big batch's namespace reads they
         # would start last (a bridge that does not exist yet has no flows, no socket)
         flow_keys = [k for k in desired if aspects[k] & Aspect.FLOWS]
-        dumps = self._dump_flows(flow_keys, [b for b in bridges if b in bridges_now])
+        remembered = self._memory.recall(flow_keys) if self._memory is not None else {}
+        to_dump = [k for k in flow_keys if k not in remembered]
+        dumps = self._dump_flows(to_dump, [b for b in bridges if b in bridges_now])
         reads = {}
         for key, want in desired.items():
             wanted_ns = {ns.name: ns for ns in want.namespaces}
@@ -133,7 +142,7 @@ class ActualReader:
                     reads[name] = functools.partial(self._read_namespace, name,
                                                     wanted_ns.get(name), aspects[key])
         jobs = submit_all(self._executor, reads)
-        flows = _flows_by_key(flow_keys, dumps)
+        flows = {**_flows_by_key(to_dump, dumps), **remembered}
         owned: dict[str, dict[str, PortView]] = {}
         if any(aspects[k] & Aspect.OVS for k in desired):
             # which ports a key owns is only known by looking at all of them

@@ -22,6 +22,7 @@ from dvr_agent.reconcile.announce import Announcement, announcements, withdrawal
 from dvr_agent.reconcile.apply import Applier, ApplyResult
 from dvr_agent.reconcile.diff import ActualKey, KeyDiff, diff_flows, diff_key
 from dvr_agent.reconcile.drivers import Drivers
+from dvr_agent.reconcile.flow_memory import FlowMemory
 from dvr_agent.reconcile.parallel import run_all
 from dvr_agent.state import (
     CANARY_KEY,
@@ -97,7 +98,8 @@ class Reconciler:
         self._refresh_ofports = refresh_ofports
         self._executor = ThreadPoolExecutor(max_workers=workers,
                                             thread_name_prefix="reconcile")
-        self._reader = ActualReader(drivers, self._executor)
+        self.flow_memory = FlowMemory()
+        self._reader = ActualReader(drivers, self._executor, self.flow_memory)
         self._applier = Applier(drivers, self._executor)
         # the periodic comparison reads through a pool of its own: on the passes' pool,
         # an event's reads would queue behind a comparison's dozens of namespaces
@@ -116,38 +118,64 @@ class Reconciler:
         result = PassResult(keys=len(keys))
         if not keys:
             return result
+        epoch = self.flow_memory.epoch()
+        try:
+            applied, flows_now = self._pass(keys, result)
+        except BaseException:  # flows may be half written: read them next time
+            self.flow_memory.forget(keys)
+            raise
+        self._release_held(set(keys) - set(result.failed) - result.pending, result)
+        self._remember_flows(flows_now, result, epoch)
+        result.seconds, result.phases = time.monotonic() - started, applied.seconds
+        return result
+
+    def _pass(self, keys: Mapping[str, Aspect],
+              result: PassResult) -> tuple[ApplyResult, dict[str, frozenset[Flow]]]:
+        """The pass itself; with the flows each key whose flows it read now has."""
         applied = ApplyResult()
         with applied.timed("compile"):
             desired = self._desired(keys)
         with applied.timed("read"):
             actual, changing = self._differences(self._reader, desired, keys)
-        if changing:
-            with_new_ports = self._applier.apply_before_flows(changing, desired, applied)
-            flow_diffs = {d.key: (d.flows_add, d.flows_del) for d in changing}
-            if with_new_ports:
-                # ports just got their ofports: flows that name them can be compiled now,
-                # also for a key of this pass that had nothing to change before (a VIF's
-                # router, compiled before ovs-vswitchd numbered the VIF: one more pass
-                # was a third of a VM port's latency); keys outside this pass that name
-                # them are handed back as follow-ups
-                flows_read = frozenset(k for k, aspect in keys.items() if aspect & Aspect.FLOWS)
-                touched = self._refresh_ofports(flows_read)
-                again = (touched | with_new_ports) & (set(flow_diffs) | flows_read)
-                result.follow_up = frozenset(touched - again)
-                changing += [KeyDiff(key=k) for k in sorted(again - set(flow_diffs))]
-                with applied.timed("recompile"):
-                    self._recompile_flows(sorted(again), keys, actual, flow_diffs)
-            self._applier.apply_flows(flow_diffs, applied)
-            with applied.timed("removals"):
-                self._applier.apply_removals(changing, applied)
-            result.changes, result.pending, result.failed = (
-                +applied.changes, applied.pending, applied.failed)
-            for diff in changing:
-                self._log(diff, flow_diffs.get(diff.key), result)
-            self._announce(changing, desired, result)
-        self._release_held(set(keys) - set(result.failed) - result.pending, result)
-        result.seconds, result.phases = time.monotonic() - started, applied.seconds
-        return result
+        flows_now = {k: actual[k].flows for k, aspect in keys.items() if aspect & Aspect.FLOWS}
+        if not changing:
+            return applied, flows_now
+        with_new_ports = self._applier.apply_before_flows(changing, desired, applied)
+        flow_diffs = {d.key: (d.flows_add, d.flows_del) for d in changing}
+        if with_new_ports:
+            # ports just got their ofports: flows that name them can be compiled now,
+            # also for a key of this pass that had nothing to change before (a VIF's
+            # router, compiled before ovs-vswitchd numbered the VIF: one more pass
+            # was a third of a VM port's latency); keys outside this pass that name
+            # them are handed back as follow-ups
+            flows_read = frozenset(k for k, aspect in keys.items() if aspect & Aspect.FLOWS)
+            touched = self._refresh_ofports(flows_read)
+            again = (touched | with_new_ports) & (set(flow_diffs) | flows_read)
+            result.follow_up = frozenset(touched - again)
+            changing += [KeyDiff(key=k) for k in sorted(again - set(flow_diffs))]
+            with applied.timed("recompile"):
+                self._recompile_flows(sorted(again), keys, actual, flow_diffs)
+        self._applier.apply_flows(flow_diffs, applied)
+        for key, (add, delete) in flow_diffs.items():
+            if key in flows_now and applied.ok(key):
+                flows_now[key] = (flows_now[key] - delete) | add  # a frozenset still
+        with applied.timed("removals"):
+            self._applier.apply_removals(changing, applied)
+        result.changes, result.pending, result.failed = (
+            +applied.changes, applied.pending, applied.failed)
+        for diff in changing:
+            self._log(diff, flow_diffs.get(diff.key), result)
+        self._announce(changing, desired, result)
+        return applied, flows_now
+
+    def _remember_flows(self, flows_now: dict[str, frozenset[Flow]], result: PassResult,
+                        epoch: int) -> None:
+        """Remember what the keys whose flows the pass read now have on the bridges; a
+        key that failed is forgotten (its bundle may have been cut short)."""
+        self.flow_memory.remember({k: f for k, f in flows_now.items()
+                                   if k not in result.failed}, epoch)
+        if result.failed:
+            self.flow_memory.forget(result.failed)
 
     def drifted(self, keys: Iterable[str]) -> dict[str, str]:
         """Keys whose host state differs from the facts, with what differs; reads only.
@@ -290,6 +318,10 @@ class Reconciler:
             for cookie in sorted(stale):
                 self._d.openflow.delete_cookie(bridge, cookie, COOKIE_MASK_ALL)
                 removed += 1
+            # a key is only remembered while wanted, yet a stale cookie's flows were
+            # there: whoever remembers that cookie remembers wrong
+            self.flow_memory.forget(k for k in self.flow_memory.remembered()
+                                    if cookie_for(k) in stale)
         if removed:
             LOG.info("removed the flows of %d stale keys", removed)
         return removed

@@ -73,6 +73,7 @@ class FakeHost:
         self.ports: dict[str, FakePort] = {}
         self.flows: dict[str, set[Flow]] = {}
         self.writes: Counter = Counter()
+        self.flow_dumps = 0  # ovs-ofctl dump-flows asked of the fake (a read, not a write)
         self.fail_on: set[str] = set()  # names whose writes raise (failure isolation tests)
         self._ofports = itertools.count(10)
 
@@ -380,6 +381,7 @@ class _OpenFlow:
         self.h = host
 
     def dump(self, bridge, cookie=None, mask=None) -> set[Flow]:
+        self.h.flow_dumps += 1
         flows = self.h.flows.get(bridge, set())
         if cookie is None:
             return set(flows)

@@ -10,7 +10,8 @@ from dvr_agent.agent.comparison import TICK, RollingComparison
 from dvr_agent.agent.workqueue import PRIORITY_EVENT, PRIORITY_VERIFY, RESYNC_BATCH, WorkQueue
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.reconcile.actual import Aspect
-from dvr_agent.state import router_key
+from dvr_agent.reconcile.flow_memory import FlowMemory
+from dvr_agent.state import Flow, cookie_for, router_key
 
 KEYS = {router_key(f"r{i}") for i in range(100)}
 
@@ -20,6 +21,7 @@ class FakeReconciler:
         self.differing = set(differing)
         self.broken = broken
         self.compared: list[list[str]] = []
+        self.flow_memory = FlowMemory()
 
     def drifted(self, keys):
         if self.broken:
@@ -32,6 +34,11 @@ class FakeReconciler:
 
     def delete_stale_flows(self):
         return 0
+
+
+def _flow(key):
+    return Flow(bridge="br-int", table=1, priority=2, match=("dl_vlan=3",), actions="drop",
+                cookie=cookie_for(key))
 
 
 def _daemon(reconciler, interval=8):
@@ -59,7 +66,11 @@ def test_only_differing_keys_are_queued_and_not_those_an_event_queued():
     reconciler = FakeReconciler(differing={router_key("r0"), queued_by_event})
     daemon = _daemon(reconciler)
     daemon.queue.put(queued_by_event, Aspect.NEIGH, PRIORITY_EVENT)
+    memory = reconciler.flow_memory
+    memory.remember({k: {_flow(k)} for k in KEYS}, memory.epoch())
     RollingComparison(daemon).compare(sorted(KEYS))
+    # both repairs (the queued one's too) read the flows from the switch, not from memory
+    assert memory.remembered() == set(KEYS) - {router_key("r0"), queued_by_event}
     event = daemon.queue.take(100, timeout=0)  # events first, without repair keys
     assert dict(event) == {queued_by_event: Aspect.NEIGH}, "the event's entry as it was"
     repair = daemon.queue.take(100, timeout=0)

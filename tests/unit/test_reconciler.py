@@ -49,6 +49,7 @@ class World:
         self.with_fip = False
         self.neighbours = {Neighbour(QR, f"10.0.1.{i}", f"fa:16:3e:00:00:{i:02x}")
                            for i in range(10, 13)}
+        self.extra_flows: set[Flow] = set()  # more of the router's (a VM port's, say)
 
     def compile(self, keys):
         """As the compiler does: an unwanted key compiles to an empty state."""
@@ -83,7 +84,7 @@ class World:
         port = OvsPort("br-int", QR, "internal", tag=1,
                        external_ids=(("iface-id", "76e3e74c"), (OWNER_EXTERNAL_ID, key)))
         flows = {Flow("br-tun", 1, 1, ("dl_vlan=1", f"dl_src={GW_MAC}"),
-                      "mod_dl_src:fa:16:3f:b2:34:82,resubmit(,2)", cookie)}
+                      "mod_dl_src:fa:16:3f:b2:34:82,resubmit(,2)", cookie), *self.extra_flows}
         ofport = self.host.ports.get(QR) and self.host.ports[QR].ofport
         if ofport:  # as the compiler does: a flow naming a port waits for its ofport
             flows.add(Flow("br-int", 3, 5, ("dl_vlan=1", "dl_dst=fa:16:3f:b2:34:82"),
@@ -102,10 +103,16 @@ class World:
 def setup():
     host = FakeHost()
     world = World(host)
-    rec = Reconciler(host.drivers(), world.compile, lambda: frozenset(world.wanted),
-                     lambda: ["br-int", "br-tun"], lambda _keys: frozenset(), workers=2)
+    rec = _reconciler(host, world)
     yield host, world, rec
     rec.close()
+
+
+def _reconciler(host: FakeHost, world: World) -> Reconciler:
+    """The agent's reconciler over ``host``; ``world.compile`` is looked up at each pass."""
+    return Reconciler(host.drivers(), lambda keys: world.compile(keys),
+                      lambda: frozenset(world.wanted), lambda: ["br-int", "br-tun"],
+                      lambda _keys: frozenset(), workers=2)
 
 
 def full(*keys):
@@ -223,6 +230,7 @@ def test_ovs_restart_replugs_orphaned_taps_and_restores_flows(setup):
     rec.run_pass(full(HOST_KEY, router_key(R)))
     host.restart_vswitchd()
     assert not host.ns[QROUTER].links[QR].up and QR in host.ns[None].links
+    rec.flow_memory.forget()  # as the agent does when it finds its canary flow gone
     result = rec.run_pass(full(HOST_KEY, router_key(R)))
     assert not result.failed and not result.pending
     assert host.ns[QROUTER].links[QR].up and QR not in host.ns[None].links
@@ -455,3 +463,96 @@ def test_namespaces_are_worked_while_ovs_vswitchd_applies_the_transaction():
                                    "inside", "recompile", "removals"]
     assert result.phases["ovsdb"] <= result.phases["inside"]
     assert host.ns[internal_ns].links[QR].up and host.ns[veth_ns].links["qr-veth"].up
+
+
+# ---------------------------------------------------------------- the flows remembered
+
+VM_FLOW = Flow("br-int", 60, 20, ("dl_vlan=1", "dl_dst=fa:16:3e:00:00:0a"),
+               "strip_vlan,output:42", cookie_for(router_key(R)))
+VIF_PASS = {router_key(R): Aspect.OVS | Aspect.FLOWS}
+
+
+def test_flows_a_pass_wrote_are_not_dumped_again(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    restarted = _reconciler(host, world)
+    try:
+        assert restarted.run_pass(full(HOST_KEY, router_key(R))).total_changes == 0
+        assert host.flow_dumps > 0, "a fresh agent reads the switch"
+    finally:
+        restarted.close()
+    host.flow_dumps = 0
+    world.extra_flows.add(VM_FLOW)  # a VM port plugged: one more flow of its router
+    result = rec.run_pass(VIF_PASS)
+    assert VM_FLOW in host.flows["br-int"] and result.changes["flows"] == 1
+    world.extra_flows.clear()  # and unplugged
+    assert rec.run_pass(VIF_PASS).changes["flows"] == 1
+    assert VM_FLOW not in host.flows["br-int"]
+    assert host.flow_dumps == 0, "both passes knew the router's flows without asking"
+    assert rec.run_pass(full(HOST_KEY, router_key(R))).total_changes == 0
+
+
+def test_drift_is_found_by_the_comparison_and_repaired_once_forgotten(setup):
+    host, _world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    host.flows["br-tun"].clear()  # somebody's del-flows
+    assert rec.run_pass(full(router_key(R))).total_changes == 0, "trusted, not read"
+    assert rec.drifted([router_key(R)]) == {router_key(R): "+1 flows"}, "the comparison reads"
+    rec.flow_memory.forget([router_key(R)])  # as the comparison does when it queues it
+    assert rec.run_pass(full(router_key(R))).changes["flows"] == 1
+    assert len(host.flows["br-tun"]) == 1
+
+
+def test_a_key_whose_flows_failed_is_read_again(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    world.extra_flows.add(VM_FLOW)
+    host.fail_on.add(VM_FLOW.actions)
+    assert router_key(R) in rec.run_pass(VIF_PASS).failed
+    assert router_key(R) not in rec.flow_memory.remembered()
+    host.fail_on.clear()
+    host.flow_dumps = 0
+    assert rec.run_pass(VIF_PASS).changes["flows"] == 1 and host.flow_dumps > 0
+
+
+def test_a_pass_that_raises_forgets_its_keys(setup):
+    _host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    assert router_key(R) in rec.flow_memory.remembered()
+    world.compile = lambda keys: 1 / 0  # a bug halfway through a pass
+    with pytest.raises(ZeroDivisionError):
+        rec.run_pass(full(router_key(R)))
+    assert router_key(R) not in rec.flow_memory.remembered()
+
+
+def test_a_pass_remembers_nothing_if_flows_were_forgotten_while_it_ran():
+    host = FakeHost()
+    world = World(host)
+    forget_now = []
+
+    def compile_keys(keys):  # the canary finding its flow gone while the pass runs
+        if forget_now:
+            rec.flow_memory.forget()
+        return compile(keys)
+
+    world.compile, compile = compile_keys, world.compile
+    rec = _reconciler(host, world)
+    try:
+        forget_now.append(True)
+        rec.run_pass(full(HOST_KEY, router_key(R)))
+        assert not rec.flow_memory.remembered()
+        forget_now.clear()
+        rec.run_pass(full(HOST_KEY, router_key(R)))
+        assert router_key(R) in rec.flow_memory.remembered()
+    finally:
+        rec.close()
+
+
+def test_a_stale_keys_flows_are_forgotten_with_them(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    world.wanted.discard(router_key(R))  # the router left before any pass of it ran
+    assert rec.delete_stale_flows() == 2  # its flows on br-int and on br-tun
+    world.wanted.add(router_key(R))  # and came back
+    assert rec.run_pass(full(router_key(R))).changes["flows"] == 2
+    assert len(host.flows["br-tun"]) == 1 and len(host.flows["br-int"]) == 1
