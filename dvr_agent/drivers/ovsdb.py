@@ -75,6 +75,7 @@ class Ovsdb:
         self._stopping = False
         self._wake_r, self._wake_w = -1, -1
         self._generation = 0  # how many times the replica was (re)loaded from the server
+        self._unsettled_cfg: int | None = None  # the next_cfg of an apply(settle=False)
         self._watch = PortWatch()
         self._cache = PortCache()
 
@@ -217,7 +218,8 @@ class Ovsdb:
 
     def apply(self, *, add_bridges: Iterable[Bridge] = (), del_bridges: Iterable[str] = (),
               add_ports: Iterable[OvsPort] = (), update_ports: Iterable[OvsPort] = (),
-              del_ports: Iterable[str] = (), vif_tags: Iterable[VifTag] = ()) -> None:
+              del_ports: Iterable[str] = (), vif_tags: Iterable[VifTag] = (),
+              settle: bool = True) -> None:
         """Make all these changes in ONE transaction and wait until ovs-vswitchd applied it.
 
         Adding what exists already makes it match (idempotent); ``update_ports`` changes
@@ -225,6 +227,10 @@ class Ovsdb:
         ``vif_tags`` only tag ports somebody else created. Raises InvalidInput before
         anything changes, DriverError naming the row when the server or ovs-vswitchd
         refuses (an interface with ofport -1 names its ``error``).
+
+        ``settle=False`` returns once OVSDB committed the change and every port it names
+        (the tagged VIFs too) has an ofport, and leaves waiting for ovs-vswitchd to
+        ``settle()``: what needs only those ofports (a VIF's flows) can go meanwhile.
         """
         if threading.current_thread() is self._thread:
             raise DriverError("Ovsdb.apply() called from a port event callback: it would "
@@ -237,12 +243,31 @@ class Ovsdb:
         deadline = time.monotonic() + self.timeout
         with self._cond:
             target = self._commit(change, deadline)
-            if target is not None:
+            if target is not None and settle:
                 self._wait(deadline, f"ovs-vswitchd to apply {change}",
                            lambda: self._cur_cfg() >= target)
+            elif target is not None:
+                self._unsettled_cfg = max(target, self._unsettled_cfg or target)
             self._wait(deadline, f"ofports of {change}",
                        lambda: self._ofports_assigned(change.port_names))
-        LOG.info("ovsdb: applied %s", change)
+            if not settle:
+                # somebody else's port: ofport -1 is theirs to explain, and no reason to
+                # fail the key (ovs-vswitchd applied the tag to the row all the same)
+                self._wait(deadline, f"ofports of {change}",
+                           lambda: self._ofports_known({t.port for t in change.vif_tags}))
+        LOG.info("ovsdb: %s %s", "applied" if settle else "committed", change)
+
+    def settle(self) -> None:
+        """Wait until ovs-vswitchd has applied what ``apply(settle=False)`` committed."""
+        deadline = time.monotonic() + self.timeout
+        with self._cond:
+            target = self._unsettled_cfg
+            if target is None:
+                return
+            self._wait(deadline, f"ovs-vswitchd to apply change {target}",
+                       lambda: self._cur_cfg() >= target)
+            if self._unsettled_cfg == target:
+                self._unsettled_cfg = None
 
     def _commit(self, change: Change, deadline: float) -> int | None:
         """Commit ``change``; the ``next_cfg`` to wait for, None if nothing had to change.
@@ -293,6 +318,14 @@ class Ovsdb:
     def _cur_cfg(self) -> int:
         row = next(iter(self._idl.tables["Open_vSwitch"].rows.values()), None)
         return row.cur_cfg if row is not None else -1
+
+    def _ofports_known(self, names: set[str]) -> bool:
+        """True once every interface in ``names`` that exists has an ofport, -1 or not."""
+        pending = set(names)
+        for iface in self._idl.tables["Interface"].rows.values():
+            if iface.name in pending and not iface.ofport:
+                return False
+        return True
 
     def _ofports_assigned(self, names: frozenset[str]) -> bool:
         """True once every interface in ``names`` has an ofport; raises on ofport -1."""

@@ -156,6 +156,7 @@ class Reconciler:
             with applied.timed("recompile"):
                 self._recompile_flows(sorted(again), keys, actual, flow_diffs)
         self._applier.apply_flows(flow_diffs, applied)
+        self._applier.settle(applied)
         for key, (add, delete) in flow_diffs.items():
             if key in flows_now and applied.ok(key):
                 flows_now[key] = (flows_now[key] - delete) | add  # a frozenset still

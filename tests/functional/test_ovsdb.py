@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -122,6 +125,35 @@ def test_vif_tag_tags_a_port_somebody_else_made(ovs, ovsdb):
     assert port.tag == 4
     assert port.other_config == {"net_uuid": "net-1", "foreign": "kept"}
     assert port.external_ids == {"iface-id": "vm1"}
+
+
+def test_an_unsettled_vif_tag_returns_with_the_vifs_ofport_and_settles_later(ovs, ovsdb):
+    ovsdb.apply(add_bridges=[BR_INT])
+    pool = ThreadPoolExecutor(1)
+    os.kill(ovs.vswitchd_pid, signal.SIGSTOP)  # busy: it has not taken in what comes next
+    try:
+        # as Nova plugs: committed, ovs-vswitchd not waited for; a tap whose device is
+        # missing gets ofport -1, its plugger's problem and no reason to fail the tag
+        for name, kind in (("tap-vm1", "internal"), ("tap-missing", "system")):
+            ovs.vsctl("--no-wait", "add-port", "br-int", name, "--", "set", "Interface",
+                      name, f"type={kind}", f"external_ids:iface-id={name}")
+        tagging = pool.submit(
+            ovsdb.apply, vif_tags=[VifTag("tap-vm1", 4, "net-1"),
+                                   VifTag("tap-missing", 5, "net-1")], settle=False)
+        time.sleep(0.5)
+        assert not tagging.done(), "it waits for the VIFs' ofports"
+    finally:
+        os.kill(ovs.vswitchd_pid, signal.SIGCONT)
+        pool.shutdown(wait=True)
+    tagging.result()
+    assert ovsdb.ofport("tap-vm1") > 0, "the VIF's flows can be compiled now"
+    ovsdb.settle()
+
+    assert int(ovs.vsctl("get", "Open_vSwitch", ".", "cur_cfg")) >= int(
+        ovs.vsctl("get", "Open_vSwitch", ".", "next_cfg")), "ovs-vswitchd applied it all"
+    assert ovs.vsctl("get", "Port", "tap-vm1", "tag").strip() == "4"
+    assert ovs.vsctl("get", "Port", "tap-missing", "tag").strip() == "5"
+    ovsdb.settle()  # nothing left to wait for: returns at once
 
 
 def test_vif_tag_never_creates_a_port_and_a_failed_change_changes_nothing(ovs, ovsdb):

@@ -74,6 +74,7 @@ class FakeHost:
         self.flows: dict[str, set[Flow]] = {}
         self.writes: Counter = Counter()
         self.flow_dumps = 0  # ovs-ofctl dump-flows asked of the fake (a read, not a write)
+        self.ovs_calls: list[str] = []  # "ovsdb"/"ovsdb unsettled", "flows", "settle"
         self.fail_on: set[str] = set()  # names whose writes raise (failure isolation tests)
         self._ofports = itertools.count(10)
 
@@ -344,9 +345,14 @@ class _Ovsdb:
         port = self.h.ports.get(name)
         return port.ofport if port else None
 
+    def settle(self) -> None:
+        self.h.ovs_calls.append("settle")
+        self.h._check("settle")  # fail_on {"settle"}: ovs-vswitchd does not catch up
+
     def apply(self, *, add_bridges=(), del_bridges=(), add_ports=(), update_ports=(),
-              del_ports=(), vif_tags=()) -> None:
+              del_ports=(), vif_tags=(), settle=True) -> None:
         add_ports, update_ports = list(add_ports), list(update_ports)
+        self.h.ovs_calls.append("ovsdb" if settle else "ovsdb unsettled")
         for port in [*add_ports, *update_ports]:
             self.h._check(port.name)
         for bridge in add_bridges:
@@ -392,6 +398,7 @@ class _OpenFlow:
         return {f.cookie for f in self.dump(bridge, cookie, mask)}
 
     def apply(self, bridge, add=(), delete=()) -> None:
+        self.h.ovs_calls.append("flows")
         add, delete = list(add), list(delete)
         for flow in add:
             self.h._check(flow.actions)

@@ -26,11 +26,12 @@ from dvr_agent.state import (
     Route,
     Rule,
     Sysctl,
+    VifTag,
     cookie_for,
     fip_key,
     router_key,
 )
-from tests.unit.fake_dataplane import FakeHost
+from tests.unit.fake_dataplane import FakeHost, FakePort
 
 R = "e87505b3-d455-49fc-bf31-5a2c51203085"
 E = "08d1f8c7-cfb0-491a-ad87-4eebf79ebffd"
@@ -50,6 +51,7 @@ class World:
         self.neighbours = {Neighbour(QR, f"10.0.1.{i}", f"fa:16:3e:00:00:{i:02x}")
                            for i in range(10, 13)}
         self.extra_flows: set[Flow] = set()  # more of the router's (a VM port's, say)
+        self.vif_tags: set[VifTag] = set()  # VM ports' tags, with the router's key here
 
     def compile(self, keys):
         """As the compiler does: an unwanted key compiles to an empty state."""
@@ -90,7 +92,7 @@ class World:
             flows.add(Flow("br-int", 3, 5, ("dl_vlan=1", "dl_dst=fa:16:3f:b2:34:82"),
                            f"mod_dl_dst:{GW_MAC},strip_vlan,output:{ofport}", cookie))
         return KeyState(key=key, namespaces=(ns,), ports=frozenset({port}),
-                        flows=frozenset(flows))
+                        vif_tags=frozenset(self.vif_tags), flows=frozenset(flows))
 
     def _fip(self, key: str) -> KeyState:
         ns = Namespace(name=FIP, links=frozenset({Link(FPR, LinkKind.VETH, mac="02:00:00:00:00:02",
@@ -556,3 +558,36 @@ def test_a_stale_keys_flows_are_forgotten_with_them(setup):
     world.wanted.add(router_key(R))  # and came back
     assert rec.run_pass(full(router_key(R))).changes["flows"] == 2
     assert len(host.flows["br-tun"]) == 1 and len(host.flows["br-int"]) == 1
+
+
+# ---------------------------------------------------------------- a VM port's tag
+
+
+def _plug_vm(host: FakeHost, world: World) -> None:
+    """A VM's tap on br-int (Nova's), its tag and its DVR flow wanted."""
+    host.ports["tapvm"] = FakePort("br-int", "tapvm", "", None, 42, {}, {"iface-id": "p1"}, {})
+    world.vif_tags = {VifTag("tapvm", 1, "net-1")}
+    world.extra_flows.add(VM_FLOW)
+
+
+def test_a_vm_ports_flows_go_while_ovs_vswitchd_applies_its_tag(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    assert "ovsdb unsettled" not in host.ovs_calls, "new ports are waited for at once"
+    _plug_vm(host, world)
+    host.ovs_calls.clear()
+    result = rec.run_pass(VIF_PASS)
+    assert not result.failed and not result.pending
+    assert host.ovs_calls == ["ovsdb unsettled", "flows", "settle"], \
+        "the tag committed, the flows written, then ovs-vswitchd waited for: all in the pass"
+    assert host.ports["tapvm"].tag == 1 and VM_FLOW in host.flows["br-int"]
+
+
+def test_a_tag_ovs_vswitchd_does_not_apply_fails_its_key(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    _plug_vm(host, world)
+    host.fail_on.add("settle")
+    result = rec.run_pass(VIF_PASS)
+    assert router_key(R) in result.failed, "its VIFs are not reported up"
+    assert router_key(R) not in rec.flow_memory.remembered()
