@@ -17,8 +17,6 @@ import errno
 import logging
 from collections.abc import Iterable
 
-from pyroute2.ethtool.ioctl import IoctlEthtool, NoSuchDevice, NotSupportedError
-
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.netlink_values import device as check_device
 from dvr_agent.drivers.netns_thread import run_in_netns
@@ -30,6 +28,8 @@ TX_CHECKSUMMING = "tx-checksumming"
 
 def _tx_checksum(device: str, turn_off: bool) -> tuple[bool, bool]:
     """(was on, is on) for ``device`` in the calling thread's namespace."""
+    from pyroute2.ethtool.ioctl import IoctlEthtool  # imported by _run first
+
     ethtool = IoctlEthtool(device)
     try:
         was_on = ethtool.get_offload_flags()[TX_CHECKSUMMING]
@@ -53,7 +53,12 @@ def _each(devices: list[str], turn_off: bool) -> list[tuple[bool, bool]]:
 
 
 def _run(namespace: str | None, devices: list[str], turn_off: bool) -> list[tuple[bool, bool]]:
-    """(was on, is on) of each device; one thread into the namespace for all of them."""
+    """(was on, is on) of each device; one thread into the namespace for all of them.
+
+    pyroute2 is imported at the first call, not with the drivers: see netlink_pyroute2.py.
+    """
+    from pyroute2.ethtool.ioctl import NoSuchDevice, NotSupportedError
+
     for device in devices:
         check_device(device)
     try:

@@ -25,9 +25,7 @@ import os
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TypeVar
-
-from pyroute2.netlink.exceptions import NetlinkError
+from typing import TYPE_CHECKING, TypeVar
 
 from dvr_agent.drivers import netlink_values as check
 from dvr_agent.drivers.errors import DriverError
@@ -74,7 +72,6 @@ from dvr_agent.drivers.netlink_read import (
     rule_of,
 )
 from dvr_agent.drivers.netlink_socket import (
-    IPRouteIn,
     device_in,
     namespace_ref,
     require_namespace,
@@ -82,6 +79,11 @@ from dvr_agent.drivers.netlink_socket import (
 )
 from dvr_agent.drivers.netns_thread import netns_path
 from dvr_agent.state import Address, Link, Neighbour, Route, Rule
+
+if TYPE_CHECKING:
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from dvr_agent.drivers.netlink_pyroute2 import IPRouteIn
 
 LOG = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -432,7 +434,10 @@ class Netlink:
             return self._batch
 
     def _pyroute2(self) -> IPRouteIn:
-        """pyroute2's socket here, made on first use (only the nsid question needs it)."""
+        """pyroute2's socket here, made on first use (only the nsid question needs it;
+        pyroute2 is imported then, see netlink_pyroute2.py)."""
+        from dvr_agent.drivers.netlink_pyroute2 import IPRouteIn
+
         with self._batch_lock:
             if self._ipr is None:
                 self._ipr = IPRouteIn(namespace_ref(self.namespace))
@@ -469,7 +474,9 @@ class Netlink:
     # ------------------------------------------------------------ errors
 
     def _kernel(self, method: Callable[..., T], *args: object, **kwargs: object) -> T:
-        """A read; a kernel error becomes a DriverError."""
+        """A read through pyroute2; a kernel error becomes a DriverError."""
+        from pyroute2.netlink.exceptions import NetlinkError  # (imported by _pyroute2)
+
         try:
             return method(*args, **kwargs)
         except NetlinkError as exc:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import errno
 import socket
 
-from pyroute2 import AsyncIPRoute, IPRoute
-
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.drivers.namespaces import is_namespace_mount
 from dvr_agent.drivers.netns_thread import netns_path, run_in_netns
@@ -34,36 +32,6 @@ def route_socket(namespace: str | None) -> socket.socket:
         return socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
 
     return make() if namespace is None else run_in_netns(namespace, make)
-
-
-class AsyncIPRouteIn(AsyncIPRoute):
-    """pyroute2's RTNL API on sockets made in a namespace by a thread, not a forked helper.
-
-    pyroute2 opens one socket per calling thread through ``setup_socket``; with
-    ``netns=`` it forks a helper for each (~5 ms), and with ``fileno=`` a second thread
-    wraps an fd the first already closed (EBADF/ENOTSOCK, seen in 0.9.7). Overriding
-    ``setup_socket`` keeps pyroute2's per-thread design and replaces only the fork.
-    """
-
-    def __init__(self, namespace: str) -> None:
-        self._namespace = namespace
-        super().__init__()
-
-    def setup_socket(self) -> socket.socket:
-        sock = route_socket(self._namespace)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.status["sndbuf"])
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.status["rcvbuf"])
-        return sock
-
-
-class IPRouteIn(IPRoute):
-    """The sync IPRoute around AsyncIPRouteIn (IPRoute.__init__ would build its own)."""
-
-    def __init__(self, namespace: str) -> None:  # mirrors pyroute2 0.9.7 IPRoute.__init__
-        self.asyncore = AsyncIPRouteIn(namespace)
-        self.asyncore.status["event_loop"] = "new"
-        self.asyncore.local.keep_event_loop = True
-        self.asyncore.event_loop.run_until_complete(self.asyncore.setup_endpoint())
 
 
 def namespace_ref(namespace: str | None) -> str:
