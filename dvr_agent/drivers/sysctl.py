@@ -55,9 +55,15 @@ def _normal(value: str) -> str:
 
 
 def _read(key: str, path: str) -> str:
+    """One value. Through os.open/os.read rather than open(): a text file object costs
+    more than the read itself, and a warm restart at 300 routers reads ~3,000 of these
+    (py-spy: 4 % of its samples were this function)."""
     try:
-        with open(path) as f:
-            return _normal(f.read())
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return _normal(os.read(fd, 4096).decode())
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise DriverError(f"reading sysctl {key}: {exc.strerror}", obj=key,
                           errno=exc.errno) from exc
