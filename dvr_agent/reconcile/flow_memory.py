@@ -77,12 +77,17 @@ class FlowMemory:
             texts = {k: self._text[k] for k in keys if k in self._text}
         return {k: decode(t) for k, t in texts.items()}
 
-    def remember(self, flows: Mapping[str, Iterable[Flow]], epoch: int) -> bool:
-        """Take ``flows`` as what each key now has; nothing if anything was forgotten since
-        ``epoch`` (then what the pass believed may be wrong: its keys are dropped too).
-        A key with no flows is dropped rather than kept (a removed router's key)."""
+    def remember(self, flows: Mapping[str, Iterable[Flow]], epoch: int,
+                 unknown: Iterable[str] = ()) -> bool:
+        """Take ``flows`` as what each key now has, and drop ``unknown`` (keys whose flows
+        were written without being read); nothing is taken if anything was forgotten
+        since ``epoch`` (then what the pass believed may be wrong: its keys are dropped
+        too). A key with no flows is dropped rather than kept (a removed router's key).
+        """
         encoded = {k: encode(f) for k, f in flows.items()}
         with self._lock:
+            for key in unknown:
+                self._text.pop(key, None)
             if epoch != self._epoch:
                 for key in encoded:
                     self._text.pop(key, None)

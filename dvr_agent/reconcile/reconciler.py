@@ -120,18 +120,19 @@ class Reconciler:
             return result
         epoch = self.flow_memory.epoch()
         try:
-            applied, flows_now = self._pass(keys, result)
+            applied, flows_now, unread = self._pass(keys, result)
         except BaseException:  # flows may be half written: read them next time
             self.flow_memory.forget(keys)
             raise
         self._release_held(set(keys) - set(result.failed) - result.pending, result)
-        self._remember_flows(flows_now, result, epoch)
+        self._remember_flows(flows_now, unread, result, epoch)
         result.seconds, result.phases = time.monotonic() - started, applied.seconds
         return result
 
-    def _pass(self, keys: Mapping[str, Aspect],
-              result: PassResult) -> tuple[ApplyResult, dict[str, frozenset[Flow]]]:
-        """The pass itself; with the flows each key whose flows it read now has."""
+    def _pass(self, keys: Mapping[str, Aspect], result: PassResult,
+              ) -> tuple[ApplyResult, dict[str, frozenset[Flow]], set[str]]:
+        """The pass itself; with the flows each key whose flows it read now has, and the
+        keys whose flows it wrote without reading them (recompiled for new ports)."""
         applied = ApplyResult()
         with applied.timed("compile"):
             desired = self._desired(keys)
@@ -139,7 +140,7 @@ class Reconciler:
             actual, changing = self._differences(self._reader, desired, keys)
         flows_now = {k: actual[k].flows for k, aspect in keys.items() if aspect & Aspect.FLOWS}
         if not changing:
-            return applied, flows_now
+            return applied, flows_now, set()
         with_new_ports = self._applier.apply_before_flows(changing, desired, applied)
         flow_diffs = {d.key: (d.flows_add, d.flows_del) for d in changing}
         if with_new_ports:
@@ -167,14 +168,17 @@ class Reconciler:
         for diff in changing:
             self._log(diff, flow_diffs.get(diff.key), result)
         self._announce(changing, desired, result)
-        return applied, flows_now
+        unread = {k for k, (add, delete) in flow_diffs.items()
+                  if (add or delete) and k not in flows_now}
+        return applied, flows_now, unread
 
-    def _remember_flows(self, flows_now: dict[str, frozenset[Flow]], result: PassResult,
-                        epoch: int) -> None:
+    def _remember_flows(self, flows_now: dict[str, frozenset[Flow]], unread: set[str],
+                        result: PassResult, epoch: int) -> None:
         """Remember what the keys whose flows the pass read now have on the bridges; a
-        key that failed is forgotten (its bundle may have been cut short)."""
+        key that failed is forgotten (its bundle may have been cut short), and so is one
+        whose flows were written from assumptions (``unread``)."""
         self.flow_memory.remember({k: f for k, f in flows_now.items()
-                                   if k not in result.failed}, epoch)
+                                   if k not in result.failed}, epoch, unknown=unread)
         if result.failed:
             self.flow_memory.forget(result.failed)
 

@@ -403,7 +403,9 @@ class _OpenFlow:
         for flow in add:
             self.h._check(flow.actions)
         table = self.h.flows.setdefault(bridge, set())
-        idents = {f.ident for f in delete}
+        # as OpenFlow: a strict delete takes the flow with that ident, and an add replaces
+        # the flow with its ident (another cookie or other actions) rather than adding one
+        idents = {f.ident for f in delete} | {f.ident for f in add}
         table -= {f for f in table if f.ident in idents}
         table |= set(add)
         self.h._bump("flows", len(add) + len(delete))

@@ -560,6 +560,21 @@ def test_a_stale_keys_flows_are_forgotten_with_them(setup):
     assert len(host.flows["br-tun"]) == 1 and len(host.flows["br-int"]) == 1
 
 
+def test_flows_written_without_being_read_are_forgotten(setup):
+    host, _world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    del host.ports[QR]  # its port gone: a pass not reading flows plugs it again and
+    result = rec.run_pass({router_key(R): Aspect.ALL & ~Aspect.FLOWS})  # writes flows
+    assert not result.failed and result.changes["flows"] == 1
+    assert router_key(R) not in rec.flow_memory.remembered(), "written, never read"
+    host.flow_dumps = 0
+    rec.run_pass(full(router_key(R)))
+    assert host.flow_dumps > 0, "read again"
+    on_switch = {f for flows in host.flows.values() for f in flows
+                 if f.cookie == cookie_for(router_key(R))}
+    assert rec.flow_memory.recall([router_key(R)]) == {router_key(R): on_switch}
+
+
 # ---------------------------------------------------------------- a VM port's tag
 
 
