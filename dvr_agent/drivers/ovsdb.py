@@ -321,11 +321,8 @@ class Ovsdb:
 
     def _ofports_known(self, names: set[str]) -> bool:
         """True once every interface in ``names`` that exists has an ofport, -1 or not."""
-        pending = set(names)
-        for iface in self._idl.tables["Interface"].rows.values():
-            if iface.name in pending and not iface.ofport:
-                return False
-        return True
+        return all(iface.ofport for iface in self._idl.tables["Interface"].rows.values()
+                   if iface.name in names)
 
     def _ofports_assigned(self, names: frozenset[str]) -> bool:
         """True once every interface in ``names`` has an ofport; raises on ofport -1."""

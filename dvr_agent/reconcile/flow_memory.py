@@ -112,7 +112,3 @@ class FlowMemory:
     def remembered(self) -> frozenset[str]:
         with self._lock:
             return frozenset(self._text)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._text)

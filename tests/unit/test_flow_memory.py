@@ -38,7 +38,7 @@ def test_remember_recall_forget():
     memory.forget(["a"])
     assert memory.remembered() == {"b"}
     memory.forget()
-    assert len(memory) == 0
+    assert not memory.remembered()
 
 
 def test_a_forget_since_the_epoch_wins():
