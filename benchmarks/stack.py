@@ -14,9 +14,11 @@ touch the machine's own namespaces, bridges or /run/openvswitch.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -68,6 +70,19 @@ class Vm:
     port: VmPort
     namespace: str
     tap: str
+
+
+def ovsdb_transact(db: str, operations: list[dict]) -> list[dict]:
+    """One OVSDB transaction on the Open_vSwitch database, its results; OvsError naming
+    what OVSDB refused (``ovsdb-client transact`` prints a refusal and still exits 0)."""
+    request = json.dumps(["Open_vSwitch", *operations])
+    proc = subprocess.run(["ovsdb-client", "transact", db, request], capture_output=True,
+                          text=True, check=False)
+    results = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout else None
+    refused = [r for r in results or [{"error": proc.stderr.strip()}] if r and "error" in r]
+    if refused:
+        raise OvsError(f"OVSDB refused {request}: {refused}")
+    return results
 
 
 class Stack:
@@ -241,14 +256,27 @@ class Stack:
         return vm
 
     def plug_vm(self, vm: Vm) -> None:
-        """What Nova does: the tap on br-int with the port's external_ids (one transaction).
+        """What Nova does: the tap on br-int with the port's external_ids, ONE transaction.
 
-        ``--no-wait``: returns once OVSDB committed it, the moment the agent can learn of it;
-        what ovs-vswitchd does next is part of what is measured."""
-        self.ovs.vsctl("--no-wait", "--may-exist", "add-port", "br-int", vm.tap, "--",
-                       "set", "Interface", vm.tap, f"external_ids:iface-id={vm.port.id}",
-                       f"external_ids:attached-mac={vm.port.mac}",
-                       "external_ids:iface-status=active", f"external_ids:vm-uuid={vm.name}")
+        Sent with ``ovsdb-client transact`` as os-vif's native OVSDB interface sends it over
+        its open connection. ovs-vsctl would first download the Bridge, Port and Interface
+        tables (~40 ms at 300 routers, ~2,200 rows at 1,000) before committing: time of
+        the measuring tool, not of the agent. Returns once OVSDB committed it, the moment
+        the agent can learn of it; what ovs-vswitchd does next is part of what is measured.
+        """
+        external_ids = {"iface-id": vm.port.id, "attached-mac": vm.port.mac,
+                        "iface-status": "active", "vm-uuid": vm.name}
+        results = ovsdb_transact(self.ovs.db, [
+            {"op": "insert", "table": "Interface", "uuid-name": "iface",
+             "row": {"name": vm.tap,
+                     "external_ids": ["map", sorted(external_ids.items())]}},
+            {"op": "insert", "table": "Port", "uuid-name": "port",
+             "row": {"name": vm.tap, "interfaces": ["named-uuid", "iface"]}},
+            {"op": "mutate", "table": "Bridge", "where": [["name", "==", "br-int"]],
+             "mutations": [["ports", "insert", ["set", [["named-uuid", "port"]]]]]},
+        ])
+        if results[2] != {"count": 1}:
+            raise OvsError(f"no br-int to plug {vm.tap} into: {results}")
 
     def unplug_vm(self, vm: Vm) -> None:
         """Nova's unplug; ``--no-wait`` as the plug (at 1,000 routers ovs-vswitchd can take
