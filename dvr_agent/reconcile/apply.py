@@ -11,6 +11,8 @@ Order of a pass (creation first, removal last, so nothing in use disappears earl
      ovs-vswitchd applies phase 3; the others start once it has;
   5. flows: ONE OpenFlow bundle per bridge for the whole batch, the bridges side by side
      (done by the caller, which may first recompile keys whose ports just got an ofport);
+     a bridge's change of thousands of flows goes as a few bundles side by side, each
+     key's flows in one of them (see ``split_by_key``);
   6. ports to remove, in one transaction; 7. namespaces to remove.
 A key whose step fails is reported failed and skipped from then on; the others go on.
 Something that cannot be done yet (a veth whose peer namespace does not exist, an OVS
@@ -36,6 +38,15 @@ from dvr_agent.reconcile.parallel import run_all, submit_all
 from dvr_agent.state import Flow, KeyState, Link, LinkKind
 
 LOG = logging.getLogger(__name__)
+
+# A bridge's change larger than this goes as PARALLEL_BUNDLES bundles side by side.
+# ovs-vswitchd takes at most 50 messages of one OpenFlow connection per round of its
+# main loop, and on the userspace datapath a round costs more the more ports it has:
+# 10,000 flows in one bundle took 0.1 s on a bridge alone, 0.94 s beside 1,000 ports
+# and 3 s in a cold sync at 1,000 routers (2,000 qr- ports); in 2/4/8 bundles side by
+# side 0.53/0.34/0.25 s beside 1,000 ports (benchmarks/README.md, fix 39).
+SPLIT_ABOVE_FLOWS = 2000
+PARALLEL_BUNDLES = 4
 
 
 @dataclass
@@ -355,17 +366,22 @@ class Applier:
 
     def _bundle(self, keys: Iterable[str],
                 flow_diffs: dict[str, tuple[set[Flow], set[Flow]]]) -> None:
-        per_bridge: dict[str, tuple[list[Flow], list[Flow]]] = {}
+        per_bridge: dict[str, dict[str, tuple[list[Flow], list[Flow]]]] = {}
         for key in keys:
             add, delete = flow_diffs[key]
             for flow in add:
-                per_bridge.setdefault(flow.bridge, ([], []))[0].append(flow)
+                per_bridge.setdefault(flow.bridge, {}).setdefault(key, ([], []))[0].append(flow)
             for flow in delete:
-                per_bridge.setdefault(flow.bridge, ([], []))[1].append(flow)
-        # each bundle is atomic on its own bridge and none waits for another's
+                per_bridge.setdefault(flow.bridge, {}).setdefault(key, ([], []))[1].append(flow)
+        bundles = [(bridge, i, add, delete) for bridge, by_key in sorted(per_bridge.items())
+                   for i, (add, delete) in enumerate(split_by_key(by_key))]
+        # each bundle is atomic on its own bridge and none waits for another's; the
+        # largest go to the pool's threads first (the pool has fewer than at a cold start)
+        bundles.sort(key=lambda b: -len(b[2]) - len(b[3]))
         run_all(self._executor, {
-            bridge: functools.partial(self._d.openflow.apply, bridge, add=add, delete=delete)
-            for bridge, (add, delete) in sorted(per_bridge.items())})
+            (bridge, i): functools.partial(self._d.openflow.apply, bridge, add=add,
+                                           delete=delete)
+            for bridge, i, add, delete in bundles})
 
     def apply_removals(self, diffs: list[KeyDiff], result: ApplyResult) -> None:
         """Phases 6 and 7: ports no longer wanted, then namespaces no longer wanted."""
@@ -409,3 +425,24 @@ def _replug(diff: KeyDiff, want: KeyState, port_name: str) -> None:
     diff.ports_update = [p for p in diff.ports_update if p.name != port_name]
     diff.ports_del.append(port_name)
     diff.ports_add.append(port)
+
+
+def split_by_key(by_key: dict[str, tuple[list[Flow], list[Flow]]],
+                 ) -> list[tuple[list[Flow], list[Flow]]]:
+    """One bridge's change as the (add, delete) of each bundle to send: one bundle, or
+    PARALLEL_BUNDLES of about equal size when it is larger than SPLIT_ABOVE_FLOWS.
+
+    A key's flows stay in one bundle, so each key's change is still atomic: keys own
+    their flows (one cookie each, and deletes are cookie-exact), so bundles of different
+    keys cannot undo each other whatever order ovs-vswitchd commits them in.
+    """
+    size = {key: len(add) + len(delete) for key, (add, delete) in by_key.items()}
+    count = PARALLEL_BUNDLES if sum(size.values()) > SPLIT_ABOVE_FLOWS else 1
+    bundles: list[tuple[list[Flow], list[Flow]]] = [([], []) for _ in range(count)]
+    loads = [0] * count
+    for key in sorted(by_key, key=lambda k: (-size[k], k)):  # largest first: even loads
+        lightest = loads.index(min(loads))
+        bundles[lightest][0].extend(by_key[key][0])
+        bundles[lightest][1].extend(by_key[key][1])
+        loads[lightest] += size[key]
+    return [b for b in bundles if b[0] or b[1]]
