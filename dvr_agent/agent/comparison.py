@@ -61,6 +61,7 @@ class RollingComparison:
         due = math.ceil(self._cycle_size * min(1.0, (now - self._cycle_started + TICK) / interval))
         compared = 0
         while self._cycle and self._compared < due and not d.stopping.is_set():
+            d.yield_to_passes()
             keys = self._cycle.pop()
             self.compare(keys)
             self._compared += len(keys)

@@ -64,6 +64,7 @@ class Housekeeping:
         d = self._d
         gone = []
         for bridge in d.bridges():
+            d.yield_to_passes()
             try:
                 if not d.drivers.openflow.dump(bridge, cookie_for(CANARY_KEY), COOKIE_MASK_ALL):
                     gone.append(bridge)

@@ -44,7 +44,22 @@ def _flow(key):
 def _daemon(reconciler, interval=8):
     return SimpleNamespace(conf=SimpleNamespace(agent=SimpleNamespace(resync_interval=interval)),
                            core=SimpleNamespace(wanted=lambda: frozenset(KEYS)),
-                           reconciler=reconciler, queue=WorkQueue(), stopping=threading.Event())
+                           reconciler=reconciler, queue=WorkQueue(), stopping=threading.Event(),
+                           yield_to_passes=lambda: None)
+
+
+def test_a_slice_waits_for_the_pass_in_flight():
+    """Each slice's reads are ovs-vswitchd rounds an event's pass would queue behind."""
+    reconciler = FakeReconciler()
+    daemon = _daemon(reconciler)
+    between_passes = threading.Event()  # a pass is in flight
+    daemon.yield_to_passes = lambda: between_passes.wait(5)
+    compared_while_passing = []
+    reconciler.drifted = lambda keys: compared_while_passing.append(
+        not between_passes.is_set()) or {}
+    threading.Timer(0.2, between_passes.set).start()
+    assert RollingComparison(daemon).compare_due(0.0) > 0
+    assert compared_while_passing and not any(compared_while_passing)
 
 
 def test_every_key_is_compared_once_per_interval_a_share_at_a_time():
