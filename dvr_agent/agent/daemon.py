@@ -36,7 +36,7 @@ from dvr_agent.agent.core import AgentCore
 from dvr_agent.agent.dataplane import NetlinkCache, build_drivers
 from dvr_agent.agent.fetcher import Fetcher
 from dvr_agent.agent.heartbeat import Heartbeat
-from dvr_agent.agent.housekeeping import Housekeeping
+from dvr_agent.agent.housekeeping import DUTY_YIELD, Housekeeping
 from dvr_agent.agent.memory import release_free_memory
 from dvr_agent.agent.metrics import Metrics
 from dvr_agent.agent.notifications import (
@@ -62,10 +62,6 @@ from dvr_agent.state import KeyKind, split_key
 
 LOG = logging.getLogger(__name__)
 WITHOUT_NEIGHBOURS = Aspect.NETNS | Aspect.OVS | Aspect.FLOWS
-# the duties' reads of the switch (canary checks, the rolling comparison) wait at most
-# this long for a pass in flight: each read is a round of ovs-vswitchd's main loop that
-# an event's pass would queue behind (a VM port's p99 at 300 routers, fix 41)
-DUTY_YIELD = 0.5
 INITIAL_PASSES = 5  # pending keys (a veth waiting for the other side) settle in 2-3
 
 
@@ -319,10 +315,10 @@ class Daemon:
                 finally:
                     self._between_passes.set()
 
-    def yield_to_passes(self) -> None:
-        """For the duties: wait until no pass is in flight, at most DUTY_YIELD (a pass
+    def yield_to_passes(self, timeout: float = DUTY_YIELD) -> None:
+        """For the duties: wait until no pass is in flight, at most ``timeout`` (a pass
         retried again and again must not starve them)."""
-        self._between_passes.wait(DUTY_YIELD)
+        self._between_passes.wait(max(0.0, timeout))
 
     def _run_pass(self, keys: dict[str, Aspect], report: bool = True) -> PassResult:
         """One pass; ``report`` False: neither VIFs up nor floating IPs' statuses are
