@@ -76,8 +76,11 @@ def ovsdb_transact(db: str, operations: list[dict]) -> list[dict]:
     """One OVSDB transaction on the Open_vSwitch database, its results; OvsError naming
     what OVSDB refused (``ovsdb-client transact`` prints a refusal and still exits 0)."""
     request = json.dumps(["Open_vSwitch", *operations])
-    proc = subprocess.run(["ovsdb-client", "transact", db, request], capture_output=True,
-                          text=True, check=False)
+    try:
+        proc = subprocess.run(["ovsdb-client", "transact", db, request],
+                              capture_output=True, text=True, check=False, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise OvsError(f"no answer from OVSDB in 30 s to {request}") from None
     results = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout else None
     refused = [r for r in results or [{"error": proc.stderr.strip()}] if r and "error" in r]
     if refused:

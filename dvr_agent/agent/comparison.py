@@ -18,6 +18,7 @@ import math
 import time
 from typing import TYPE_CHECKING
 
+from dvr_agent.agent.housekeeping import DUTY_YIELD
 from dvr_agent.agent.workqueue import PRIORITY_VERIFY, RESYNC_BATCH
 from dvr_agent.drivers.errors import DriverError
 from dvr_agent.reconcile.actual import Aspect, cookie_slices
@@ -60,8 +61,11 @@ class RollingComparison:
                 LOG.warning("cannot look for stale flows: %s", exc)
         due = math.ceil(self._cycle_size * min(1.0, (now - self._cycle_started + TICK) / interval))
         compared = 0
+        # the slices of one call yield DUTY_YIELD in all: with passes back to back, a
+        # wait a slice would hold the comparison far behind its interval
+        until = time.monotonic() + DUTY_YIELD
         while self._cycle and self._compared < due and not d.stopping.is_set():
-            d.yield_to_passes()
+            d.yield_to_passes(until - time.monotonic())
             keys = self._cycle.pop()
             self.compare(keys)
             self._compared += len(keys)

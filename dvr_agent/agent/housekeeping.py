@@ -32,9 +32,10 @@ if TYPE_CHECKING:
     from dvr_agent.agent.daemon import Daemon
 
 LOG = logging.getLogger(__name__)
-# the duties' reads of the switch (canary checks, the rolling comparison's slices) wait
-# at most this long for a pass in flight: each read is a round of ovs-vswitchd's main
-# loop that an event's pass would queue behind (a VM port's p99 at 300 routers, fix 41)
+# the duties' reads of the switch (a canary check, a tick's comparison slices) wait at
+# most this long in all for passes in flight: each read is a round of ovs-vswitchd's
+# main loop that an event's pass would queue behind (a VM port's p99 at 300 routers,
+# fix 41)
 DUTY_YIELD = 0.5
 TICK = 0.5
 LOOP_STALL = 30.0  # a pass may take long at scale; longer than this is a hang

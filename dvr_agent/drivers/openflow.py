@@ -4,8 +4,10 @@ Why ovs-ofctl and not an in-process OpenFlow codec: ovs-ofctl parses and encodes
 ~100k flows/s inside one ``--bundle`` (os-ken's Python encoder manages ~20k/s), and it
 needs nothing of ours to maintain. The cost is one fork+exec per *call*, never per flow:
 every ``apply`` is ONE ``ovs-ofctl -O OpenFlow14 --bundle --no-names add-flows <bridge> -``
-fed on stdin with ``delete_strict``/``add`` lines, so a pass's flow-mods commit together or
-not at all (an OpenFlow 1.4 bundle is atomic: a flow the switch rejects rolls back the rest).
+fed on stdin with ``delete_strict``/``add`` lines, so its flow-mods commit together or not
+at all (an OpenFlow 1.4 bundle is atomic: a flow the switch rejects rolls back the rest).
+A pass sends one per bridge, or a few per bridge for thousands of flows, each key's
+whole in one (``reconcile.apply.split_by_key``).
 ``--no-names`` always: our flows name ports and tables by number, and without it ovs-ofctl
 first downloads the switch's table features (30 replies) to learn table names, which
 tripled a small change's cost (16 -> 51 ms at 300 routers, measured on an idle switch).

@@ -9,10 +9,10 @@ Order of a pass (creation first, removal last, so nothing in use disappears earl
      from the host, create a veth pair), sysctls, addresses, rules, routes, neighbours
      in bulk, NAT. Namespaces without an OVS internal port to take in are worked while
      ovs-vswitchd applies phase 3; the others start once it has;
-  5. flows: ONE OpenFlow bundle per bridge for the whole batch, the bridges side by side
+  5. flows: one OpenFlow bundle per bridge for the whole batch, the bridges side by side
      (done by the caller, which may first recompile keys whose ports just got an ofport);
      a bridge's change of thousands of flows goes as a few bundles side by side, each
-     key's flows in one of them (see ``split_by_key``);
+     key's flows whole in one of them (see ``split_by_key``);
   6. ports to remove, in one transaction; 7. namespaces to remove.
 A key whose step fails is reported failed and skipped from then on; the others go on.
 Something that cannot be done yet (a veth whose peer namespace does not exist, an OVS
@@ -27,14 +27,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from dvr_agent.reconcile.actual import sysctl_device
 from dvr_agent.reconcile.diff import KeyDiff, NamespaceDiff
 from dvr_agent.reconcile.drivers import Drivers, NetlinkHandle
-from dvr_agent.reconcile.parallel import run_all, submit_all
+from dvr_agent.reconcile.parallel import submit_all
 from dvr_agent.state import Flow, KeyState, Link, LinkKind
 
 LOG = logging.getLogger(__name__)
@@ -345,27 +345,29 @@ class Applier:
 
     def apply_flows(self, flow_diffs: dict[str, tuple[set[Flow], set[Flow]]],
                     result: ApplyResult) -> None:
-        """Phase 5: one bundle per bridge for every key; a failing bundle is retried key by
-        key so that one bad key does not hold the others back."""
+        """Phase 5: the bundles of every bridge side by side (see ``split_by_key``); the
+        keys of a bundle that failed are retried one by one, so that one bad key does
+        not hold back the others (the bundles that committed are not sent again)."""
         keys = [k for k, (add, delete) in flow_diffs.items() if (add or delete) and result.ok(k)]
         if not keys:
             return
         with result.timed("flows"):
-            try:
-                self._bundle(keys, flow_diffs)
-            except Exception as exc:
-                LOG.warning("flow bundle of %d keys failed (%s); retrying key by key",
-                            len(keys), exc)
-                for key in keys:
-                    try:
-                        self._bundle([key], flow_diffs)
-                    except Exception as key_exc:
-                        self._fail(result, key, key_exc, "flows")
+            failed = self._bundles(keys, flow_diffs)
+            if failed:
+                LOG.warning("flow bundles of %d keys failed (%s); retrying them key by key",
+                            len(failed), next(iter(failed.values())))
+            for key in sorted(failed):
+                retried = self._bundles([key], flow_diffs)
+                if key in retried:
+                    self._fail(result, key, retried[key], "flows")
         result.changes["flows"] += sum(len(a) + len(d) for k, (a, d) in flow_diffs.items()
                                        if k in keys and result.ok(k))
 
-    def _bundle(self, keys: Iterable[str],
-                flow_diffs: dict[str, tuple[set[Flow], set[Flow]]]) -> None:
+    def _bundles(self, keys: Iterable[str], flow_diffs: dict[str, tuple[set[Flow], set[Flow]]],
+                 ) -> dict[str, Exception]:
+        """Write the flow changes of ``keys``; the keys whose bundle failed, each with the
+        error (every other bundle has committed). All bundles are done when it returns:
+        a retry must not race a bundle of the first attempt still running."""
         per_bridge: dict[str, dict[str, tuple[list[Flow], list[Flow]]]] = {}
         for key in keys:
             add, delete = flow_diffs[key]
@@ -373,15 +375,22 @@ class Applier:
                 per_bridge.setdefault(flow.bridge, {}).setdefault(key, ([], []))[0].append(flow)
             for flow in delete:
                 per_bridge.setdefault(flow.bridge, {}).setdefault(key, ([], []))[1].append(flow)
-        bundles = [(bridge, i, add, delete) for bridge, by_key in sorted(per_bridge.items())
-                   for i, (add, delete) in enumerate(split_by_key(by_key))]
+        bundles = [(bridge, bundle) for bridge, by_key in sorted(per_bridge.items())
+                   for bundle in split_by_key(by_key)]
         # each bundle is atomic on its own bridge and none waits for another's; the
         # largest go to the pool's threads first (the pool has fewer than at a cold start)
-        bundles.sort(key=lambda b: -len(b[2]) - len(b[3]))
-        run_all(self._executor, {
-            (bridge, i): functools.partial(self._d.openflow.apply, bridge, add=add,
-                                           delete=delete)
-            for bridge, i, add, delete in bundles})
+        bundles.sort(key=lambda b: -b[1].size)
+        futures = submit_all(self._executor, {
+            i: functools.partial(self._d.openflow.apply, bridge, add=bundle.add,
+                                 delete=bundle.delete)
+            for i, (bridge, bundle) in enumerate(bundles)})
+        wait(futures.values())
+        failed: dict[str, Exception] = {}
+        for i, future in futures.items():
+            exc = future.exception()
+            if exc is not None:
+                failed.update(dict.fromkeys(bundles[i][1].keys, exc))
+        return failed
 
     def apply_removals(self, diffs: list[KeyDiff], result: ApplyResult) -> None:
         """Phases 6 and 7: ports no longer wanted, then namespaces no longer wanted."""
@@ -427,22 +436,64 @@ def _replug(diff: KeyDiff, want: KeyState, port_name: str) -> None:
     diff.ports_add.append(port)
 
 
-def split_by_key(by_key: dict[str, tuple[list[Flow], list[Flow]]],
-                 ) -> list[tuple[list[Flow], list[Flow]]]:
-    """One bridge's change as the (add, delete) of each bundle to send: one bundle, or
-    PARALLEL_BUNDLES of about equal size when it is larger than SPLIT_ABOVE_FLOWS.
+@dataclass
+class Bundle:
+    """What one bundle writes on a bridge, and the keys it is for."""
+    keys: list[str] = field(default_factory=list)
+    add: list[Flow] = field(default_factory=list)
+    delete: list[Flow] = field(default_factory=list)
 
-    A key's flows stay in one bundle, so each key's change is still atomic: keys own
-    their flows (one cookie each, and deletes are cookie-exact), so bundles of different
-    keys cannot undo each other whatever order ovs-vswitchd commits them in.
+    @property
+    def size(self) -> int:
+        return len(self.add) + len(self.delete)
+
+
+def split_by_key(by_key: dict[str, tuple[list[Flow], list[Flow]]]) -> list[Bundle]:
+    """One bridge's change as the bundles to send: one, or PARALLEL_BUNDLES of about
+    equal size when it is larger than SPLIT_ABOVE_FLOWS.
+
+    A key's flows stay in one bundle, so each key's change is still atomic. Keys have a
+    cookie each and deletes are cookie-exact, but an add replaces the flow of the same
+    table, priority and match whatever its cookie: keys that name one such ident (two
+    routers' ARP-reply flow on one network, for one) go in the same bundle, where
+    ``OpenFlow.apply`` refuses the pair as it always did, rather than in two bundles
+    where the last one committed would win.
     """
     size = {key: len(add) + len(delete) for key, (add, delete) in by_key.items()}
-    count = PARALLEL_BUNDLES if sum(size.values()) > SPLIT_ABOVE_FLOWS else 1
-    bundles: list[tuple[list[Flow], list[Flow]]] = [([], []) for _ in range(count)]
-    loads = [0] * count
-    for key in sorted(by_key, key=lambda k: (-size[k], k)):  # largest first: even loads
-        lightest = loads.index(min(loads))
-        bundles[lightest][0].extend(by_key[key][0])
-        bundles[lightest][1].extend(by_key[key][1])
-        loads[lightest] += size[key]
-    return [b for b in bundles if b[0] or b[1]]
+    if sum(size.values()) <= SPLIT_ABOVE_FLOWS:
+        return [Bundle(keys=sorted(by_key), add=[f for a, _ in by_key.values() for f in a],
+                       delete=[f for _, d in by_key.values() for f in d])]
+    bundles = [Bundle() for _ in range(PARALLEL_BUNDLES)]
+    groups = sorted((-sum(size[k] for k in group), group)
+                    for group in _keys_sharing_idents(by_key))
+    for _, group in groups:  # largest first: even loads
+        lightest = min(bundles, key=lambda b: b.size)
+        for key in group:
+            lightest.keys.append(key)
+            lightest.add.extend(by_key[key][0])
+            lightest.delete.extend(by_key[key][1])
+    return [b for b in bundles if b.keys]
+
+
+def _keys_sharing_idents(by_key: dict[str, tuple[list[Flow], list[Flow]]],
+                         ) -> list[list[str]]:
+    """The keys in groups: two keys that name one flow ident are in the same group."""
+    parent = {key: key for key in by_key}
+
+    def root(key: str) -> str:
+        while parent[key] != key:
+            parent[key] = parent[parent[key]]
+            key = parent[key]
+        return key
+
+    owner: dict[tuple, str] = {}
+    for key in sorted(by_key):
+        add, delete = by_key[key]
+        for flow in (*add, *delete):
+            other = owner.setdefault(flow.ident, key)
+            if root(other) != root(key):
+                parent[root(other)] = root(key)
+    groups: dict[str, list[str]] = {}
+    for key in sorted(by_key):
+        groups.setdefault(root(key), []).append(key)
+    return list(groups.values())

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -75,6 +76,8 @@ class FakeHost:
         self.writes: Counter = Counter()
         self.flow_dumps = 0  # ovs-ofctl dump-flows asked of the fake (a read, not a write)
         self.ovs_calls: list[str] = []  # "ovsdb"/"ovsdb unsettled", "flows", "settle"
+        self.bundles: list[tuple[str, frozenset[int]]] = []  # (bridge, cookies) a bundle
+        self.flows_lock = threading.Lock()
         self.fail_on: set[str] = set()  # names whose writes raise (failure isolation tests)
         self._ofports = itertools.count(10)
 
@@ -385,6 +388,7 @@ def _fake_port(port: OvsPort, ofport: int | None) -> FakePort:
 class _OpenFlow:
     def __init__(self, host: FakeHost) -> None:
         self.h = host
+        self._lock = host.flows_lock
 
     def dump(self, bridge, cookie=None, mask=None) -> set[Flow]:
         self.h.flow_dumps += 1
@@ -398,17 +402,25 @@ class _OpenFlow:
         return {f.cookie for f in self.dump(bridge, cookie, mask)}
 
     def apply(self, bridge, add=(), delete=()) -> None:
-        self.h.ovs_calls.append("flows")
+        """One bundle, as openflow.OpenFlow.apply: all or nothing, and bundles sent side
+        by side are applied one at a time (ovs-vswitchd commits them in turn)."""
         add, delete = list(add), list(delete)
-        for flow in add:
-            self.h._check(flow.actions)
-        table = self.h.flows.setdefault(bridge, set())
-        # as OpenFlow: a strict delete takes the flow with that ident, and an add replaces
-        # the flow with its ident (another cookie or other actions) rather than adding one
-        idents = {f.ident for f in delete} | {f.ident for f in add}
-        table -= {f for f in table if f.ident in idents}
-        table |= set(add)
-        self.h._bump("flows", len(add) + len(delete))
+        with self._lock:
+            self.h.ovs_calls.append("flows")
+            self.h.bundles.append((bridge, frozenset(f.cookie for f in (*add, *delete))))
+            for flow in add:
+                self.h._check(flow.actions)
+            if len({f.ident for f in add}) != len(add):
+                raise DriverError(f"{bridge}: two flows to add with one ident", obj=bridge)
+            table = self.h.flows.setdefault(bridge, set())
+            # as OpenFlow: a strict delete (cookie-exact, as ours are) takes the flow with
+            # that ident and cookie; an add replaces the flow with its ident (another
+            # cookie or other actions) rather than adding one
+            added = {f.ident for f in add}
+            gone = {(f.ident, f.cookie) for f in delete}
+            table -= {f for f in table if f.ident in added or (f.ident, f.cookie) in gone}
+            table |= set(add)
+            self.h._bump("flows", len(add) + len(delete))
 
     def delete_cookie(self, bridge, cookie, mask=(1 << 64) - 1) -> None:
         table = self.h.flows.setdefault(bridge, set())

@@ -45,7 +45,7 @@ def _daemon(reconciler, interval=8):
     return SimpleNamespace(conf=SimpleNamespace(agent=SimpleNamespace(resync_interval=interval)),
                            core=SimpleNamespace(wanted=lambda: frozenset(KEYS)),
                            reconciler=reconciler, queue=WorkQueue(), stopping=threading.Event(),
-                           yield_to_passes=lambda: None)
+                           yield_to_passes=lambda timeout: None)
 
 
 def test_a_slice_waits_for_the_pass_in_flight():
@@ -53,7 +53,7 @@ def test_a_slice_waits_for_the_pass_in_flight():
     reconciler = FakeReconciler()
     daemon = _daemon(reconciler)
     between_passes = threading.Event()  # a pass is in flight
-    daemon.yield_to_passes = lambda: between_passes.wait(5)
+    daemon.yield_to_passes = lambda timeout: between_passes.wait(timeout)
     compared_while_passing = []
     reconciler.drifted = lambda keys: compared_while_passing.append(
         not between_passes.is_set()) or {}
