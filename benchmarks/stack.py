@@ -81,8 +81,10 @@ def ovsdb_transact(db: str, operations: list[dict]) -> list[dict]:
                               capture_output=True, text=True, check=False, timeout=30)
     except subprocess.TimeoutExpired:
         raise OvsError(f"no answer from OVSDB in 30 s to {request}") from None
-    results = json.loads(proc.stdout) if proc.returncode == 0 and proc.stdout else None
-    refused = [r for r in results or [{"error": proc.stderr.strip()}] if r and "error" in r]
+    if proc.returncode != 0 or not proc.stdout:
+        raise OvsError(f"ovsdb-client transact {request}: {proc.stderr.strip()}")
+    results = json.loads(proc.stdout)
+    refused = [r for r in results if r and "error" in r]
     if refused:
         raise OvsError(f"OVSDB refused {request}: {refused}")
     return results

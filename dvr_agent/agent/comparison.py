@@ -65,7 +65,7 @@ class RollingComparison:
         # wait a slice would hold the comparison far behind its interval
         until = time.monotonic() + DUTY_YIELD
         while self._cycle and self._compared < due and not d.stopping.is_set():
-            d.yield_to_passes(until - time.monotonic())
+            d.yield_to_passes(until)
             keys = self._cycle.pop()
             self.compare(keys)
             self._compared += len(keys)

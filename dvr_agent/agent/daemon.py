@@ -36,7 +36,7 @@ from dvr_agent.agent.core import AgentCore
 from dvr_agent.agent.dataplane import NetlinkCache, build_drivers
 from dvr_agent.agent.fetcher import Fetcher
 from dvr_agent.agent.heartbeat import Heartbeat
-from dvr_agent.agent.housekeeping import DUTY_YIELD, Housekeeping
+from dvr_agent.agent.housekeeping import Housekeeping
 from dvr_agent.agent.memory import release_free_memory
 from dvr_agent.agent.metrics import Metrics
 from dvr_agent.agent.notifications import (
@@ -315,10 +315,10 @@ class Daemon:
                 finally:
                     self._between_passes.set()
 
-    def yield_to_passes(self, timeout: float = DUTY_YIELD) -> None:
-        """For the duties: wait until no pass is in flight, at most ``timeout`` (a pass
-        retried again and again must not starve them)."""
-        self._between_passes.wait(max(0.0, timeout))
+    def yield_to_passes(self, until: float) -> None:
+        """For the duties: wait until no pass is in flight, but not past ``until`` (a
+        time.monotonic() deadline: a pass retried again and again must not starve them)."""
+        self._between_passes.wait(max(0.0, until - time.monotonic()))
 
     def _run_pass(self, keys: dict[str, Aspect], report: bool = True) -> PassResult:
         """One pass; ``report`` False: neither VIFs up nor floating IPs' statuses are

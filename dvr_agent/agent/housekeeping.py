@@ -72,7 +72,7 @@ class Housekeeping:
         # be found within the canary interval and that, whatever passes run meanwhile
         until = time.monotonic() + DUTY_YIELD
         for bridge in d.bridges():
-            d.yield_to_passes(until - time.monotonic())
+            d.yield_to_passes(until)
             try:
                 if not d.drivers.openflow.dump(bridge, cookie_for(CANARY_KEY), COOKIE_MASK_ALL):
                     gone.append(bridge)

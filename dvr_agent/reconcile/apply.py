@@ -27,14 +27,14 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from dvr_agent.reconcile.actual import sysctl_device
 from dvr_agent.reconcile.diff import KeyDiff, NamespaceDiff
 from dvr_agent.reconcile.drivers import Drivers, NetlinkHandle
-from dvr_agent.reconcile.parallel import submit_all
+from dvr_agent.reconcile.parallel import errors_of_all, submit_all
 from dvr_agent.state import Flow, KeyState, Link, LinkKind
 
 LOG = logging.getLogger(__name__)
@@ -380,17 +380,11 @@ class Applier:
         # each bundle is atomic on its own bridge and none waits for another's; the
         # largest go to the pool's threads first (the pool has fewer than at a cold start)
         bundles.sort(key=lambda b: -b[1].size)
-        futures = submit_all(self._executor, {
+        errors = errors_of_all(self._executor, {
             i: functools.partial(self._d.openflow.apply, bridge, add=bundle.add,
                                  delete=bundle.delete)
             for i, (bridge, bundle) in enumerate(bundles)})
-        wait(futures.values())
-        failed: dict[str, Exception] = {}
-        for i, future in futures.items():
-            exc = future.exception()
-            if exc is not None:
-                failed.update(dict.fromkeys(bundles[i][1].keys, exc))
-        return failed
+        return {key: exc for i, exc in errors.items() for key in bundles[i][1].keys}
 
     def apply_removals(self, diffs: list[KeyDiff], result: ApplyResult) -> None:
         """Phases 6 and 7: ports no longer wanted, then namespaces no longer wanted."""

@@ -41,3 +41,20 @@ def run_all(executor: Executor, jobs: Mapping[K, Callable[[], T]]) -> dict[K, T]
     futures = submit_all(executor, jobs)
     wait(futures.values())
     return {key: future.result() for key, future in futures.items()}
+
+
+def errors_of_all(executor: Executor, jobs: Mapping[K, Callable[[], object]],
+                  ) -> dict[K, Exception]:
+    """Run ``jobs`` side by side; once every one has finished, the error of each that
+    failed (the others are done): for a caller that retries only what failed. What is
+    not an Exception (a KeyboardInterrupt in a job) is raised, not handed back."""
+    futures = submit_all(executor, jobs)
+    wait(futures.values())
+    errors: dict[K, Exception] = {}
+    for key, future in futures.items():
+        exc = future.exception()
+        if exc is not None and not isinstance(exc, Exception):
+            raise exc
+        if exc is not None:
+            errors[key] = exc
+    return errors

@@ -4,6 +4,7 @@ the keys that differ (and are not queued by an event already) queued for repair.
 from __future__ import annotations
 
 import threading
+import time
 from types import SimpleNamespace
 
 from dvr_agent.agent.comparison import TICK, RollingComparison
@@ -45,7 +46,7 @@ def _daemon(reconciler, interval=8):
     return SimpleNamespace(conf=SimpleNamespace(agent=SimpleNamespace(resync_interval=interval)),
                            core=SimpleNamespace(wanted=lambda: frozenset(KEYS)),
                            reconciler=reconciler, queue=WorkQueue(), stopping=threading.Event(),
-                           yield_to_passes=lambda timeout: None)
+                           yield_to_passes=lambda until: None)
 
 
 def test_a_slice_waits_for_the_pass_in_flight():
@@ -53,7 +54,7 @@ def test_a_slice_waits_for_the_pass_in_flight():
     reconciler = FakeReconciler()
     daemon = _daemon(reconciler)
     between_passes = threading.Event()  # a pass is in flight
-    daemon.yield_to_passes = lambda timeout: between_passes.wait(timeout)
+    daemon.yield_to_passes = lambda until: between_passes.wait(until - time.monotonic())
     compared_while_passing = []
     reconciler.drifted = lambda keys: compared_while_passing.append(
         not between_passes.is_set()) or {}
