@@ -137,6 +137,7 @@ class Daemon:
         self.vifs.start()
         self.notifier.status("full sync with the server")
         self.fetcher.request_full_sync()
+        self.reconciler.read_ahead()  # the host, while the server answers
         # converge on complete facts only: a VIF or segment learnt a moment later would
         # mean its flows are removed by the first pass and added by the next one. The
         # ARP tables are the exception: only neighbours depend on them, and asking for
@@ -297,6 +298,7 @@ class Daemon:
         if stale_flows:
             changes["flows"] += stale_flows
         self.initial_changes = changes
+        self.reconciler.stop_reading_ahead()
         LOG.info("converged: %d changes (%s)", sum(changes.values()),
                  ", ".join(f"{k} {v}" for k, v in sorted(changes.items())) or "none")
         self.core.change_quietly(lambda f: f.forget_unclaimed_allocations() or ())

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -29,18 +30,27 @@ from dvr_agent.state import (
     COOKIE_MASK_ALL,
     COOKIE_PREFIX_MASK,
     OWNER_EXTERNAL_ID,
+    Address,
     Flow,
     KeyKind,
     KeyState,
     Link,
     LinkKind,
     Namespace,
+    NatRules,
+    Neighbour,
+    Route,
+    Rule,
     cookie_for,
     split_key,
 )
 
 BIG_BATCH = 16  # above this many keys, one dump a bridge instead of one a key and bridge
 SELECTIVE_BITS = 4  # a smaller batch too, if its cookies agree on this many bits
+# what was read ahead of a namespace stands for it this long at most: a server that
+# takes minutes to answer the full sync must not leave the start-up passes comparing
+# with what the host held minutes ago (an operator's fix, a route the kernel dropped)
+READ_AHEAD_FRESH = 10.0
 HOST_LINKS_BY_NAME = 512  # up to this many of the agent's own devices, asked for by name
 _HOST_SIDE = (LinkKind.OVS_VETH, LinkKind.OVS_INTERNAL)  # kinds with a device on the host
 
@@ -74,6 +84,19 @@ def sysctl_device(key: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class NamespaceSnapshot:
+    """What a read of a namespace finds that does not depend on the desired state (all
+    but the sysctls, whose names come from it): what ``read_ahead`` reads early."""
+
+    links: Mapping[str, LinkView]
+    addresses: frozenset[Address]
+    routes: frozenset[Route]
+    rules: frozenset[Rule]
+    neighbours: frozenset[Neighbour]
+    nat: NatRules | None
+
+
+@dataclass(frozen=True)
 class _AssumedLink:
     """A LinkView standing in for a link whose aspect was not read."""
 
@@ -90,13 +113,50 @@ def _assumed(link: Link) -> LinkView:
 
 class ActualReader:
     def __init__(self, drivers: Drivers, executor: Executor,
-                 memory: FlowMemory | None = None) -> None:
+                 memory: FlowMemory | None = None,
+                 namespace_executor: Executor | None = None) -> None:
         """``memory``: take the flows of the keys it remembers from there instead of
         dumping them (the passes' reader); without one, every key is dumped (the rolling
-        comparison's, which must see what is there)."""
+        comparison's, which must see what is there).
+
+        ``namespace_executor`` reads the namespaces (default: ``executor``, which runs the
+        flow dumps): a read is mostly Python parsing netlink replies, so the pool that
+        reads them is kept narrower than the one that waits for ovs-ofctl processes.
+        """
         self._drivers = drivers
         self._executor = executor
+        self._namespace_executor = namespace_executor or executor
         self._memory = memory
+        self._ahead: dict[str, tuple[float, Future[NamespaceSnapshot]]] = {}
+
+    def read_ahead(self, namespaces: Iterable[str]) -> None:
+        """Start reading ``namespaces`` now, for reads to come: a restarted agent reads
+        its namespaces while the server is still answering its full sync, rather than
+        after it. What a read finds stands for the namespace until ``forget_ahead`` names
+        it (its key is about to change), ``stop_reading_ahead``, or READ_AHEAD_FRESH
+        seconds; the caller stops it once it could be stale (after the start-up passes).
+        """
+        now = time.monotonic()
+        for name in namespaces:
+            if name not in self._ahead:
+                self._ahead[name] = (now, self._namespace_executor.submit(self._snapshot, name))
+
+    def forget_ahead(self, namespaces: Iterable[str]) -> None:
+        """What was read ahead of ``namespaces`` no longer stands: read them again."""
+        for name in namespaces:
+            self._ahead.pop(name, None)
+
+    def stop_reading_ahead(self) -> None:
+        self._ahead.clear()
+
+    def _taken_ahead(self, name: str) -> NamespaceSnapshot | None:
+        """The snapshot read ahead of ``name`` (waited for), or None: none, too old, or
+        it failed (a namespace gone meanwhile, say), and the read will tell."""
+        started, future = self._ahead.get(name, (0.0, None))
+        if future is None or time.monotonic() - started > READ_AHEAD_FRESH \
+                or future.exception() is not None:
+            return None
+        return future.result()
 
     def host_links(self, desired: Mapping[str, KeyState],
                    aspects: Mapping[str, Aspect]) -> Mapping[str, LinkView]:
@@ -140,8 +200,9 @@ class ActualReader:
             for name in namespaces_of(key):
                 if name in existing:
                     reads[name] = functools.partial(self._read_namespace, name,
-                                                    wanted_ns.get(name), aspects[key])
-        jobs = submit_all(self._executor, reads)
+                                                    wanted_ns.get(name), aspects[key],
+                                                    self._taken_ahead(name))
+        jobs = submit_all(self._namespace_executor, reads)
         flows = {**_flows_by_key(to_dump, dumps), **remembered}
         owned: dict[str, dict[str, PortView]] = {}
         if any(aspects[k] & Aspect.OVS for k in desired):
@@ -181,27 +242,43 @@ class ActualReader:
         return {name for key in desired for name in namespaces_of(key)
                 if self._drivers.namespaces.exists(name)}
 
-    def _read_namespace(self, name: str, want: Namespace | None,
-                        aspect: Aspect) -> ActualNamespace:
+    def _read_namespace(self, name: str, want: Namespace | None, aspect: Aspect,
+                        ahead: NamespaceSnapshot | None = None) -> ActualNamespace:
         if want is None:  # unwanted: it will be deleted whole, nothing to read inside
             return ActualNamespace(name, {}, frozenset(), frozenset(), frozenset(),
                                    frozenset(), {}, None)
-        handle = self._drivers.netlink(name)
-        links = handle.links()
         if not aspect & Aspect.NETNS:
+            neighbours = want.neighbours
+            if aspect & Aspect.NEIGH:
+                neighbours = ahead.neighbours if ahead else self._neighbours(name)
             return ActualNamespace(
                 name=name,
                 links={link.name: _assumed(link) for link in want.links},
                 addresses=want.addresses, routes=want.routes, rules=want.rules,
-                neighbours=handle.neighbours(links) if aspect & Aspect.NEIGH else want.neighbours,
+                neighbours=neighbours,
                 sysctls={s.key: s.value for s in want.sysctls}, nat=want.nat)
+        snapshot = ahead or self._snapshot(name, neighbours=bool(aspect & Aspect.NEIGH))
         keys = [s.key for s in want.sysctls]
-        readable = [k for k in keys if sysctl_device(k) in (None, *links)]
+        readable = [k for k in keys if sysctl_device(k) in (None, *snapshot.links)]
         return ActualNamespace(
-            name=name, links=links, addresses=handle.addresses(links),
-            routes=handle.routes(links), rules=handle.rules(),
-            neighbours=handle.neighbours(links) if aspect & Aspect.NEIGH else want.neighbours,
+            name=name, links=snapshot.links, addresses=snapshot.addresses,
+            routes=snapshot.routes, rules=snapshot.rules,
+            neighbours=snapshot.neighbours if aspect & Aspect.NEIGH else want.neighbours,
             sysctls=self._drivers.sysctl.get(name, readable) if readable else {},
+            nat=snapshot.nat)
+
+    def _neighbours(self, name: str) -> frozenset[Neighbour]:
+        handle = self._drivers.netlink(name)
+        return handle.neighbours(handle.links())
+
+    def _snapshot(self, name: str, neighbours: bool = True) -> NamespaceSnapshot:
+        """Everything in ``name`` but its sysctls (its neighbours only if asked for)."""
+        handle = self._drivers.netlink(name)
+        links = handle.links()
+        return NamespaceSnapshot(
+            links=links, addresses=handle.addresses(links), routes=handle.routes(links),
+            rules=handle.rules(),
+            neighbours=handle.neighbours(links) if neighbours else frozenset(),
             nat=self._drivers.nat.read(name))
 
     def _dump_flows(self, keys: list[str], bridges: Iterable[str]) -> list[Future[set[Flow]]]:

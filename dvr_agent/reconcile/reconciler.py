@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from dvr_agent import names
-from dvr_agent.reconcile.actual import ActualReader, Aspect
+from dvr_agent.reconcile.actual import ActualReader, Aspect, namespaces_of
 from dvr_agent.reconcile.announce import Announcement, announcements, withdrawals
 from dvr_agent.reconcile.apply import Applier, ApplyResult
 from dvr_agent.reconcile.diff import ActualKey, KeyDiff, diff_flows, diff_key
@@ -46,6 +46,12 @@ LOG = logging.getLogger(__name__)
 # case a follow-up key keeps failing.
 HOLD_FOR_FOLLOW_UP = 5.0
 COMPARE_WORKERS = 2  # reads of the periodic comparison, beside the passes' own pool
+# namespaces a pass reads side by side, whatever ``workers`` says: a read is Python
+# parsing netlink replies under the one GIL, and beyond two readers the threads only
+# hand it back and forth. A warm restart at 300 routers (reads of 301 namespaces):
+# 4 readers 3.0 s to READY with 0.8 CPU-s in the kernel, mostly futex waits and task
+# switches; 2 readers 2.7-2.9 s with 0.64; 1 reader 3.1 s (benchmarks/README.md fix 42)
+READ_WORKERS = 2
 # keys recompiled at a time once new ports have their ofports: only their flows are kept,
 # and a cold start's recompile of every key at once, neighbours included (the ARP tables
 # had come meanwhile), was the agent's peak memory at 1,000 routers (benchmarks/README.md)
@@ -99,7 +105,10 @@ class Reconciler:
         self._executor = ThreadPoolExecutor(max_workers=workers,
                                             thread_name_prefix="reconcile")
         self.flow_memory = FlowMemory()
-        self._reader = ActualReader(drivers, self._executor, self.flow_memory)
+        self._read_executor = ThreadPoolExecutor(max_workers=min(workers, READ_WORKERS),
+                                                 thread_name_prefix="read")
+        self._reader = ActualReader(drivers, self._executor, self.flow_memory,
+                                    namespace_executor=self._read_executor)
         self._applier = Applier(drivers, self._executor)
         # the periodic comparison reads through a pool of its own: on the passes' pool,
         # an event's reads would queue behind a comparison's dozens of namespaces
@@ -109,8 +118,8 @@ class Reconciler:
         self._held: list[_Held] = []
 
     def close(self, wait: bool = True) -> None:
-        self._executor.shutdown(wait=wait)
-        self._compare_executor.shutdown(wait=wait)
+        for executor in (self._executor, self._read_executor, self._compare_executor):
+            executor.shutdown(wait=wait)
 
     def run_pass(self, keys: Mapping[str, Aspect]) -> PassResult:
         """Make the host match the facts for ``keys`` (each limited to its aspects)."""
@@ -123,6 +132,7 @@ class Reconciler:
             applied, flows_now, unread = self._pass(keys, result)
         except BaseException:  # flows may be half written: read them next time
             self.flow_memory.forget(keys)
+            self._reader.forget_ahead(ns for k in keys for ns in namespaces_of(k))
             raise
         self._release_held(set(keys) - set(result.failed) - result.pending, result)
         self._remember_flows(flows_now, unread, result, epoch)
@@ -141,6 +151,8 @@ class Reconciler:
         flows_now = {k: actual[k].flows for k, aspect in keys.items() if aspect & Aspect.FLOWS}
         if not changing:
             return applied, flows_now, set()
+        # what was read ahead of a namespace about to change no longer stands for it
+        self._reader.forget_ahead(ns for diff in changing for ns in namespaces_of(diff.key))
         with_new_ports = self._applier.apply_before_flows(changing, desired, applied)
         flow_diffs = {d.key: (d.flows_add, d.flows_del) for d in changing}
         if with_new_ports:
@@ -181,6 +193,20 @@ class Reconciler:
                                    if k not in result.failed}, epoch, unknown=unread)
         if result.failed:
             self.flow_memory.forget(result.failed)
+
+    def read_ahead(self) -> None:
+        """Start reading every namespace of ours that exists, for the start-up passes:
+        a restarted agent reads them while the server answers its full sync, not after.
+        The passes use what was read for a namespace until its key changes; the caller
+        stops that with ``stop_reading_ahead`` once they are done. A warm restart at 300
+        routers: READY ... (benchmarks/README.md fix 43)."""
+        self._reader.read_ahead(sorted(name for name in self._d.namespaces.list()
+                                       if names.is_owned_namespace(name)))
+
+    def stop_reading_ahead(self) -> None:
+        """From now on every pass reads what it compares: what was read ahead may be
+        stale (an operator's change, a device gone)."""
+        self._reader.stop_reading_ahead()
 
     def drifted(self, keys: Iterable[str]) -> dict[str, str]:
         """Keys whose host state differs from the facts, with what differs; reads only.

@@ -75,6 +75,7 @@ class FakeHost:
         self.flows: dict[str, set[Flow]] = {}
         self.writes: Counter = Counter()
         self.flow_dumps = 0  # ovs-ofctl dump-flows asked of the fake (a read, not a write)
+        self.link_dumps: Counter = Counter()  # namespace -> device listings read there
         self.ovs_calls: list[str] = []  # "ovsdb"/"ovsdb unsettled", "flows", "settle"
         self.bundles: list[tuple[str, frozenset[int]]] = []  # (bridge, cookies) a bundle
         self.flows_lock = threading.Lock()
@@ -174,6 +175,7 @@ class _Netlink:
         pass
 
     def links(self):
+        self.h.link_dumps[self.name] += 1
         return dict(self._me.links)
 
     def link(self, name: str):

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from dvr_agent.reconcile import actual as actual_module
 from dvr_agent.reconcile import reconciler as reconciler_module
 from dvr_agent.reconcile.actual import Aspect
 from dvr_agent.reconcile.diff import ActualKey
@@ -525,6 +526,92 @@ def test_a_pass_that_raises_forgets_its_keys(setup):
     with pytest.raises(ZeroDivisionError):
         rec.run_pass(full(router_key(R)))
     assert router_key(R) not in rec.flow_memory.remembered()
+
+
+def _restarted_reading_ahead(host: FakeHost, world: World) -> Reconciler:
+    """A fresh agent's reconciler over a host built by another, its namespaces read ahead."""
+    restarted = _reconciler(host, world)
+    host.link_dumps.clear()
+    restarted.read_ahead()
+    restarted._reader._ahead[QROUTER][1].result()  # (the read in flight is done)
+    assert host.link_dumps == {QROUTER: 1}
+    return restarted
+
+
+def test_the_start_up_passes_use_what_was_read_ahead(setup):
+    """A restarted agent reads its namespaces while the server answers; the start-up
+    passes compare with that read and do not list a namespace's devices again."""
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    restarted = _restarted_reading_ahead(host, world)
+    try:
+        without_neighbours = Aspect.ALL & ~Aspect.NEIGH
+        first = restarted.run_pass({HOST_KEY: without_neighbours,
+                                    router_key(R): without_neighbours})
+        assert first.total_changes == 0
+        assert restarted.run_pass({router_key(R): Aspect.NEIGH}).total_changes == 0
+        assert host.link_dumps[QROUTER] == 1, "both passes took the read ahead"
+        restarted.stop_reading_ahead()
+        host.ns[QROUTER].neighbours.clear()  # after start-up, every pass reads afresh
+        assert restarted.run_pass({router_key(R): Aspect.NEIGH}).changes["neighbours"] == 3
+    finally:
+        restarted.close()
+
+
+def test_a_namespace_a_pass_changed_is_read_again_by_the_next(setup):
+    """What was read ahead of a key's namespace stops standing for it once a pass
+    changes that key: the neighbours' pass after it must see what the first one did."""
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    host.ns[QROUTER].addresses.clear()  # missing before the restart
+    restarted = _restarted_reading_ahead(host, world)
+    try:
+        assert restarted.run_pass(full(router_key(R))).changes["addresses"] == 1
+        host.ns[QROUTER].neighbours.clear()  # (what a stale read would not show)
+        assert restarted.run_pass({router_key(R): Aspect.NEIGH}).changes["neighbours"] == 3
+    finally:
+        restarted.close()
+
+
+def test_what_was_read_ahead_too_long_ago_is_read_again(setup, monkeypatch):
+    """A server that takes long to answer the full sync: the passes read afresh."""
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    restarted = _restarted_reading_ahead(host, world)
+    try:
+        monkeypatch.setattr(actual_module, "READ_AHEAD_FRESH", 0.0)
+        host.ns[QROUTER].addresses.clear()  # after the read ahead
+        assert restarted.run_pass(full(router_key(R))).changes["addresses"] == 1
+    finally:
+        restarted.close()
+
+
+def test_a_namespace_gone_since_the_read_ahead_is_built_again(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    restarted = _restarted_reading_ahead(host, world)
+    try:
+        del host.ns[QROUTER]  # somebody's ip netns delete, after the read ahead
+        assert restarted.run_pass(full(router_key(R))).changes["namespaces"] == 1
+        assert QROUTER in host.ns
+    finally:
+        restarted.close()
+
+
+def test_a_pass_that_raises_forgets_what_was_read_ahead_of_its_keys(setup):
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    restarted = _restarted_reading_ahead(host, world)
+    try:
+        compile_keys = world.compile
+        world.compile = lambda keys: 1 / 0
+        with pytest.raises(ZeroDivisionError):
+            restarted.run_pass(full(router_key(R)))
+        world.compile = compile_keys
+        assert restarted.run_pass(full(router_key(R))).total_changes == 0
+        assert host.link_dumps[QROUTER] == 2
+    finally:
+        restarted.close()
 
 
 def test_a_pass_remembers_nothing_if_flows_were_forgotten_while_it_ran():
