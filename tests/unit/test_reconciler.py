@@ -528,90 +528,69 @@ def test_a_pass_that_raises_forgets_its_keys(setup):
     assert router_key(R) not in rec.flow_memory.remembered()
 
 
-def _restarted_reading_ahead(host: FakeHost, world: World) -> Reconciler:
-    """A fresh agent's reconciler over a host built by another, its namespaces read ahead."""
-    restarted = _reconciler(host, world)
+@pytest.fixture
+def restarted(setup):
+    """A second agent's reconciler over the host the first one built, its namespaces
+    read ahead (as a restarted agent does while the server answers)."""
+    host, world, rec = setup
+    rec.run_pass(full(HOST_KEY, router_key(R)))
+    fresh = _reconciler(host, world)
     host.link_dumps.clear()
-    restarted.read_ahead()
-    restarted._reader._ahead[QROUTER][1].result()  # (the read in flight is done)
+    fresh.read_ahead()
+    fresh._reader._ahead[QROUTER][1].result()  # (the read in flight is done)
     assert host.link_dumps == {QROUTER: 1}
-    return restarted
+    yield host, world, fresh
+    fresh.close()
 
 
-def test_the_start_up_passes_use_what_was_read_ahead(setup):
-    """A restarted agent reads its namespaces while the server answers; the start-up
-    passes compare with that read and do not list a namespace's devices again."""
-    host, world, rec = setup
-    rec.run_pass(full(HOST_KEY, router_key(R)))
-    restarted = _restarted_reading_ahead(host, world)
-    try:
-        without_neighbours = Aspect.ALL & ~Aspect.NEIGH
-        first = restarted.run_pass({HOST_KEY: without_neighbours,
-                                    router_key(R): without_neighbours})
-        assert first.total_changes == 0
-        assert restarted.run_pass({router_key(R): Aspect.NEIGH}).total_changes == 0
-        assert host.link_dumps[QROUTER] == 1, "both passes took the read ahead"
-        restarted.stop_reading_ahead()
-        host.ns[QROUTER].neighbours.clear()  # after start-up, every pass reads afresh
-        assert restarted.run_pass({router_key(R): Aspect.NEIGH}).changes["neighbours"] == 3
-    finally:
-        restarted.close()
+def test_the_start_up_passes_use_what_was_read_ahead(restarted):
+    """The start-up passes compare with the read made ahead and do not list a
+    namespace's devices again; once start-up is over, every pass reads afresh."""
+    host, _world, rec = restarted
+    without_neighbours = Aspect.ALL & ~Aspect.NEIGH
+    first = rec.run_pass({HOST_KEY: without_neighbours, router_key(R): without_neighbours})
+    assert first.total_changes == 0
+    assert rec.run_pass({router_key(R): Aspect.NEIGH}).total_changes == 0
+    assert host.link_dumps[QROUTER] == 1, "both passes took the read ahead"
+    rec.stop_reading_ahead()
+    host.ns[QROUTER].neighbours.clear()
+    assert rec.run_pass({router_key(R): Aspect.NEIGH}).changes["neighbours"] == 3
 
 
-def test_a_namespace_a_pass_changed_is_read_again_by_the_next(setup):
-    """What was read ahead of a key's namespace stops standing for it once a pass
-    changes that key: the neighbours' pass after it must see what the first one did."""
-    host, world, rec = setup
-    rec.run_pass(full(HOST_KEY, router_key(R)))
-    host.ns[QROUTER].addresses.clear()  # missing before the restart
-    restarted = _restarted_reading_ahead(host, world)
-    try:
-        assert restarted.run_pass(full(router_key(R))).changes["addresses"] == 1
-        host.ns[QROUTER].neighbours.clear()  # (what a stale read would not show)
-        assert restarted.run_pass({router_key(R): Aspect.NEIGH}).changes["neighbours"] == 3
-    finally:
-        restarted.close()
+def test_a_namespace_a_pass_changed_is_read_again_by_the_next(restarted):
+    """What was read ahead of a key's namespaces stops standing for them once a pass
+    changes that key: the neighbours' pass after it must see the host as it is."""
+    host, world, rec = restarted
+    world.extra_flows.add(VM_FLOW)  # the first pass has something to change
+    assert rec.run_pass(full(router_key(R))).changes["flows"] == 1
+    host.ns[QROUTER].neighbours.clear()  # (what the read made ahead would not show)
+    assert rec.run_pass({router_key(R): Aspect.NEIGH}).changes["neighbours"] == 3
 
 
-def test_what_was_read_ahead_too_long_ago_is_read_again(setup, monkeypatch):
+def test_what_was_read_ahead_too_long_ago_is_read_again(restarted, monkeypatch):
     """A server that takes long to answer the full sync: the passes read afresh."""
-    host, world, rec = setup
-    rec.run_pass(full(HOST_KEY, router_key(R)))
-    restarted = _restarted_reading_ahead(host, world)
-    try:
-        monkeypatch.setattr(actual_module, "READ_AHEAD_FRESH", 0.0)
-        host.ns[QROUTER].addresses.clear()  # after the read ahead
-        assert restarted.run_pass(full(router_key(R))).changes["addresses"] == 1
-    finally:
-        restarted.close()
+    host, _world, rec = restarted
+    monkeypatch.setattr(actual_module, "READ_AHEAD_FRESH", 0.0)
+    host.ns[QROUTER].addresses.clear()  # after the read ahead
+    assert rec.run_pass(full(router_key(R))).changes["addresses"] == 1
 
 
-def test_a_namespace_gone_since_the_read_ahead_is_built_again(setup):
-    host, world, rec = setup
-    rec.run_pass(full(HOST_KEY, router_key(R)))
-    restarted = _restarted_reading_ahead(host, world)
-    try:
-        del host.ns[QROUTER]  # somebody's ip netns delete, after the read ahead
-        assert restarted.run_pass(full(router_key(R))).changes["namespaces"] == 1
-        assert QROUTER in host.ns
-    finally:
-        restarted.close()
+def test_a_namespace_gone_since_the_read_ahead_is_built_again(restarted):
+    host, _world, rec = restarted
+    del host.ns[QROUTER]  # somebody's ip netns delete, after the read ahead
+    assert rec.run_pass(full(router_key(R))).changes["namespaces"] == 1
+    assert QROUTER in host.ns
 
 
-def test_a_pass_that_raises_forgets_what_was_read_ahead_of_its_keys(setup):
-    host, world, rec = setup
-    rec.run_pass(full(HOST_KEY, router_key(R)))
-    restarted = _restarted_reading_ahead(host, world)
-    try:
-        compile_keys = world.compile
-        world.compile = lambda keys: 1 / 0
-        with pytest.raises(ZeroDivisionError):
-            restarted.run_pass(full(router_key(R)))
-        world.compile = compile_keys
-        assert restarted.run_pass(full(router_key(R))).total_changes == 0
-        assert host.link_dumps[QROUTER] == 2
-    finally:
-        restarted.close()
+def test_a_pass_that_raises_forgets_what_was_read_ahead_of_its_keys(restarted):
+    host, world, rec = restarted
+    compile_keys = world.compile
+    world.compile = lambda keys: 1 / 0
+    with pytest.raises(ZeroDivisionError):
+        rec.run_pass(full(router_key(R)))
+    world.compile = compile_keys
+    assert rec.run_pass(full(router_key(R))).total_changes == 0
+    assert host.link_dumps[QROUTER] == 2, "read again"
 
 
 def test_a_pass_remembers_nothing_if_flows_were_forgotten_while_it_ran():
