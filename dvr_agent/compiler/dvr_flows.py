@@ -36,7 +36,8 @@ def router_dvr_flows(facts: Facts, router: Router, key: str) -> list[Flow]:
             continue
         for fixed in port.ipv4_fixed_ips():
             if _is_gateway(port, fixed):
-                flows += _interface_flows(facts, flow, port, fixed.ip, vlan)
+                flows += _interface_flows(facts, flow, port, fixed.ip, vlan,
+                                          takes_dvr_mac_frames(facts, router, port.network_id))
                 flows += _delivery_flows(facts, router, flow, port, fixed.subnet_id, vlan)
     return flows
 
@@ -46,10 +47,29 @@ def _is_gateway(port: Port, fixed: FixedIp) -> bool:
     return subnet is None or subnet.gateway_ip in (None, fixed.ip)
 
 
+def takes_dvr_mac_frames(facts: Facts, router: Router, network_id: str) -> bool:
+    """Whether ``router``'s qr- port on the network gets the frames addressed to this
+    host's DVR MAC (br-int table 3: dl_vlan=L, dl_dst=D).
+
+    That match names the network, not the router, so OpenFlow holds one such flow per
+    network. Two routers on one network (the seed's r1 and r2 on net-a) each compiled
+    it, and whichever was written last replaced the other's: the other's key then
+    looked drifted to every comparison, and each repair undid the previous one. The
+    router of lowest id among those holding a gateway IP there owns it; Neutron's agent
+    lets the last port bound win. ARP replies for each router's own requests do not
+    depend on it: table 0 steers them by ``arp_tha`` first (prio 99).
+    """
+    owners = [r.id for r in facts.routers_on_network(network_id)
+              if any(_is_gateway(p, fixed) for p in r.interfaces if p.network_id == network_id
+                     for fixed in p.ipv4_fixed_ips())]
+    return bool(owners) and min(owners) == router.id
+
+
 def _interface_flows(facts: Facts, flow: t.FlowWriter, port: Port,
                      gateway_ip: ipaddress.IPv4Address | ipaddress.IPv6Address,
-                     vlan: int) -> list[Flow]:
-    """(A) flows of a qr- port: gateway MAC G, host DVR MAC D, local VLAN L."""
+                     vlan: int, dvr_mac_frames: bool) -> list[Flow]:
+    """(A) flows of a qr- port: gateway MAC G, host DVR MAC D, local VLAN L; the
+    table-3 flow only if this port takes the DVR MAC's frames (takes_dvr_mac_frames)."""
     cfg, mac, own = facts.config, port.mac, facts.own_dvr_mac
     tun, br_int = cfg.tunnel_bridge, cfg.integration_bridge
     flows = [
@@ -67,7 +87,7 @@ def _interface_flows(facts: Facts, flow: t.FlowWriter, port: Port,
              f"mod_dl_dst:{mac},resubmit(,{t.INT_TRANSIENT})"),
     ]
     ofport = facts.ofport(ovs_port_name(facts, names.qr_device_name(port.id)))
-    if ofport is not None:
+    if ofport is not None and dvr_mac_frames:
         flows.append(flow(br_int, t.INT_ARP_DVR_MAC_TO_DST_MAC, 5,
                           (f"dl_vlan={vlan}", f"dl_dst={own}"),
                           f"mod_dl_dst:{mac},strip_vlan,output:{ofport}"))

@@ -141,8 +141,13 @@ class Facts:
 
     def router_interface_macs(self, network_id: str) -> frozenset[str]:
         """Gateway MACs of hosted routers on a network: the same on every host, never FDB."""
-        return frozenset(p.mac for r in self._index.by_network.get(network_id, ())
-                         for p in self._routers[r].interfaces if p.network_id == network_id)
+        return frozenset(p.mac for r in self.routers_on_network(network_id)
+                         for p in r.interfaces if p.network_id == network_id)
+
+    def routers_on_network(self, network_id: str) -> tuple[Router, ...]:
+        """Hosted routers with an interface (qr-) on ``network_id``, in id order."""
+        return tuple(self._routers[r] for r in sorted(self._index.by_network.get(network_id, ()))
+                     if any(p.network_id == network_id for p in self._routers[r].interfaces))
 
     def is_snat_host(self, router: Router) -> bool:
         return placement.is_snat_host(self._config, router)
@@ -471,6 +476,10 @@ class Facts:
             self._index.add(new, new_nets, router_devices(new, self.hosts_gateway(new)),
                             bool(self.local_fips(new)))
         keys = {key} | {state.network_key(n) for n in old_nets | new_nets}
+        # routers that share an internal network share a flow only one of them may own
+        # (dvr_flows.takes_dvr_mac_frames): a change of one may move it to another
+        shared = {p.network_id for r in (old, new) if r is not None for p in r.interfaces}
+        keys |= {state.router_key(r.id) for n in shared for r in self.routers_on_network(n)}
         if touch_presence:
             self._presence.set_user(key, old_nets, new_nets)
             exts = {r.external_network_id for r in (old, new) if r and r.external_network_id}
